@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig, SETTINGS } from './config.js';
+import { createTally } from './tally.js';
+
+const HELP = `Usage: tally <command> [flags]
+
+Commands:
+  serve    run the service (default)
+  help     show this text
+
+Flags mirror environment variables; a flag wins over its variable:
+${Object.values(SETTINGS)
+  .map((s) => `  --${s.flag.padEnd(14)} ${s.env.padEnd(20)} ${s.help} (default ${s.fallback})`)
+  .join('\n')}
+`;
+
+async function serve(argv: string[]): Promise<void> {
+  const config = loadConfig(process.env, argv);
+  const tally = await createTally(config);
+  const address = await tally.listen();
+  tally.server.log.info({ address, data: config.dataDir, synchronous: config.synchronous }, 'tally listening');
+  const stop = (signal: string) => {
+    tally.server.log.info({ signal }, 'shutting down: draining the write queue');
+    tally.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(args: string[]): Promise<void> {
+  const [command = 'serve', ...rest] = args;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (command === 'serve') return serve(rest);
+  if (command.startsWith('--')) return serve(args);
+  process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+  process.exitCode = 2;
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`tally: invalid configuration: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`tally: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util';
+
+/** Everything Tally reads from its environment and flags, validated once at start. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Largest request body, bytes. */
+  readonly bodyLimit: number;
+  /** Most readings one request may carry. */
+  readonly maxReadings: number;
+  /** Most readings waiting to commit; beyond it writes get 503 with Retry-After. */
+  readonly queueLimit: number;
+  /** Most readings in one transaction. */
+  readonly maxBatchReadings: number;
+  readonly synchronous: 'FULL' | 'NORMAL';
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Setting {
+  readonly env: string;
+  readonly flag: string;
+  readonly fallback: string;
+  readonly help: string;
+}
+
+/** Each setting: its variable, the flag that mirrors it, its default and what it means. */
+export const SETTINGS = {
+  host: { env: 'TALLY_HOST', flag: 'host', fallback: '127.0.0.1', help: 'address to listen on' },
+  port: { env: 'TALLY_PORT', flag: 'port', fallback: '8080', help: 'TCP port (0 picks a free one)' },
+  dataDir: { env: 'TALLY_DATA_DIR', flag: 'data-dir', fallback: './data', help: 'directory of tally.db' },
+  bodyLimit: { env: 'TALLY_BODY_LIMIT', flag: 'body-limit', fallback: '4MiB', help: 'largest request body (bytes, or with KiB/MiB)' },
+  maxReadings: { env: 'TALLY_MAX_READINGS', flag: 'max-readings', fallback: '10000', help: 'most readings in one request' },
+  queueLimit: { env: 'TALLY_QUEUE_LIMIT', flag: 'queue-limit', fallback: '100000', help: 'most readings waiting to commit' },
+  maxBatchReadings: { env: 'TALLY_MAX_BATCH', flag: 'max-batch', fallback: '20000', help: 'most readings in one transaction' },
+  synchronous: { env: 'TALLY_SYNCHRONOUS', flag: 'synchronous', fallback: 'FULL', help: 'FULL (fsync every commit) or NORMAL' },
+  logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+} as const satisfies Record<keyof Config, Setting>;
+
+function integer(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+function size(name: string, raw: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (match === null || unit === undefined) {
+    throw new ConfigError(`${name} must be a size such as 4194304, 512KiB or 4MiB, got ${JSON.stringify(raw)}`);
+  }
+  const bytes = Number(match[1]) * unit;
+  if (bytes < 1024 || bytes > 1024 ** 3) throw new ConfigError(`${name} must be between 1KiB and 1GiB, got ${raw}`);
+  return bytes;
+}
+
+function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
+  const value = (allowed as readonly string[]).find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (value === undefined) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return value as T;
+}
+
+/**
+ * Builds the configuration from flags (which win) and environment variables. Throws ConfigError
+ * naming the variable for any invalid value.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+  let flags: Record<string, string | undefined>;
+  try {
+    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const read = (key: keyof Config): [string, string] => {
+    const s = SETTINGS[key];
+    const fromFlag = flags[s.flag];
+    if (fromFlag !== undefined) return [`--${s.flag}`, fromFlag];
+    return [s.env, env[s.env] === undefined || env[s.env] === '' ? s.fallback : env[s.env]!];
+  };
+  const config: Config = {
+    host: read('host')[1],
+    port: integer(...read('port'), 0, 65535),
+    dataDir: read('dataDir')[1],
+    bodyLimit: size(...read('bodyLimit')),
+    maxReadings: integer(...read('maxReadings'), 1, 1_000_000),
+    queueLimit: integer(...read('queueLimit'), 1, 100_000_000),
+    maxBatchReadings: integer(...read('maxBatchReadings'), 1, 1_000_000),
+    synchronous: oneOf(...read('synchronous'), ['FULL', 'NORMAL'] as const),
+    logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  };
+  if (config.queueLimit < config.maxReadings) {
+    throw new ConfigError(
+      `${SETTINGS.queueLimit.env} (${config.queueLimit}) must be at least ${SETTINGS.maxReadings.env} (${config.maxReadings}), or a full request could never be queued`,
+    );
+  }
+  return Object.freeze(config);
+}

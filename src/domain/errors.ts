@@ -1,0 +1,75 @@
+/**
+ * Tally's error vocabulary. Transports branch on these classes (never on message text) to decide
+ * what the client sees: a 400 naming the field, a 404, or a 503 with Retry-After.
+ */
+export type ErrorCode =
+  | 'InvalidInput'
+  | 'NotFound'
+  | 'TooManyReadings'
+  | 'QueueFull'
+  | 'StorageUnavailable'
+  | 'ShuttingDown';
+
+export abstract class TallyError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+/** Input that breaks a rule. `field` is a path into the request, e.g. `readings[3].timestamp`. */
+export class ValidationError extends TallyError {
+  readonly code = 'InvalidInput' as const;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ValidationError';
+  }
+}
+
+export class NotFoundError extends TallyError {
+  readonly code = 'NotFound' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** A request carrying more readings than one request may hold (a 413: the request is too large). */
+export class TooManyReadingsError extends TallyError {
+  readonly code = 'TooManyReadings' as const;
+  readonly field: string;
+  constructor(field: string, got: number, limit: number) {
+    super(`${field} holds ${got} readings; at most ${limit} are allowed in one request`);
+    this.name = 'TooManyReadingsError';
+    this.field = field;
+  }
+}
+
+/** Transient: the write queue is full. The client should retry after `retryAfterSeconds`. */
+export class QueueFullError extends TallyError {
+  readonly code = 'QueueFull' as const;
+  readonly retryAfterSeconds = 1;
+  constructor(limit: number) {
+    super(`the write queue is full (${limit} readings waiting); retry shortly`);
+    this.name = 'QueueFullError';
+  }
+}
+
+/** Transient: the store could not commit. Nothing from the affected requests was acknowledged. */
+export class StorageUnavailableError extends TallyError {
+  readonly code = 'StorageUnavailable' as const;
+  readonly retryAfterSeconds = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+export class ShuttingDownError extends TallyError {
+  readonly code = 'ShuttingDown' as const;
+  readonly retryAfterSeconds = 1;
+  constructor() {
+    super('the service is shutting down; retry on another node or shortly');
+    this.name = 'ShuttingDownError';
+  }
+}

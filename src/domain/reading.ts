@@ -1,0 +1,100 @@
+import { ValidationError } from './errors.js';
+import { parseTimestamp } from './timestamp.js';
+
+/**
+ * A validated reading, ready to store. Identity is (deviceId, tsUs): the first write wins.
+ * `payload` is already serialised JSON so it crosses threads and reaches the store unchanged.
+ */
+export interface Reading {
+  readonly deviceId: string;
+  /** Microseconds since the Unix epoch, UTC. */
+  readonly tsUs: number;
+  /** The timestamp exactly as the client sent it, or null when it arrived as a number. */
+  readonly tsText: string | null;
+  readonly count: number | null;
+  readonly payload: string | null;
+}
+
+export const LIMITS = {
+  deviceIdMaxLength: 256,
+  /** Counts above this would make cumulative sums leave the range a double holds exactly. */
+  maxCount: 2 ** 31 - 1,
+  payloadMaxBytes: 64 * 1024,
+  payloadMaxDepth: 32,
+} as const;
+
+// C0 controls, DEL and C1 controls.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+export function checkDeviceId(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw new ValidationError(field, `${field} must be a string`);
+  if (value.length === 0 || value.length > LIMITS.deviceIdMaxLength) {
+    throw new ValidationError(field, `${field} must be 1-${LIMITS.deviceIdMaxLength} characters long`);
+  }
+  if (CONTROL_CHARS.test(value)) throw new ValidationError(field, `${field} must not contain control characters`);
+  return value;
+}
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** A UUID in its canonical lower-case form, so `ABC…` and `abc…` name the same device. */
+export function checkUuid(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !UUID.test(value)) {
+    throw new ValidationError(field, `${field} must be a UUID, e.g. 063c5957-8905-45f9-bfe3-960713788919`);
+  }
+  return value.toLowerCase();
+}
+
+export function checkCount(value: unknown, field: string, options: { positive: boolean }): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new ValidationError(field, `${field} must be an integer`);
+  }
+  const min = options.positive ? 1 : 0;
+  if (value < min) throw new ValidationError(field, `${field} must be ${options.positive ? 'greater than 0' : '0 or greater'}`);
+  if (value > LIMITS.maxCount) throw new ValidationError(field, `${field} must be at most ${LIMITS.maxCount}`);
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Depth of a JSON value, counted without recursion so a hostile body cannot exhaust the stack. */
+function exceedsDepth(root: unknown, maxDepth: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (depth > maxDepth) return true;
+    if (typeof value !== 'object' || value === null) continue;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** Validates a payload object and returns its JSON text (what the store keeps). */
+export function serializePayload(value: unknown, field: string): string {
+  if (!isPlainObject(value)) throw new ValidationError(field, `${field} must be a JSON object`);
+  if (exceedsDepth(value, LIMITS.payloadMaxDepth)) {
+    throw new ValidationError(field, `${field} is nested deeper than ${LIMITS.payloadMaxDepth} levels`);
+  }
+  const text = JSON.stringify(value);
+  // A UTF-8 byte is at least one UTF-16 unit and at most three: measure exactly only when it matters.
+  if (text.length * 3 > LIMITS.payloadMaxBytes && Buffer.byteLength(text) > LIMITS.payloadMaxBytes) {
+    throw new ValidationError(field, `${field} is larger than ${LIMITS.payloadMaxBytes} bytes`);
+  }
+  return text;
+}
+
+/** Builds a reading from a device id and an RFC 3339 timestamp string, both already checked or raw. */
+export function readingFromText(
+  deviceId: string,
+  timestamp: unknown,
+  count: number | null,
+  payload: string | null,
+  timestampField: string,
+): Reading {
+  const instant = parseTimestamp(timestamp, timestampField);
+  return { deviceId, tsUs: instant.us, tsText: timestamp as string, count, payload };
+}

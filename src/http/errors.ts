@@ -1,0 +1,102 @@
+import type { FastifyError, FastifyReply } from 'fastify';
+import { TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
+
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Internal';
+
+/** Everything a surface needs to render an error in its own documented shape. */
+export interface Problem {
+  readonly status: number;
+  readonly code: HttpErrorCode;
+  readonly message: string;
+  readonly field?: string;
+  /** Individual validation issues, when the request failed schema validation. */
+  readonly issues?: readonly Issue[];
+  readonly retryAfterSeconds?: number;
+}
+
+export interface Issue {
+  readonly path: readonly (string | number)[];
+  readonly field: string;
+  readonly message: string;
+}
+
+const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  InvalidInput: 400,
+  NotFound: 404,
+  TooManyReadings: 413,
+  QueueFull: 503,
+  StorageUnavailable: 503,
+  ShuttingDown: 503,
+};
+
+interface AjvIssue {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** `readings[0].count` from a JSON pointer plus, where Ajv names one, the offending property. */
+function issueFrom(error: AjvIssue): Issue {
+  const path: (string | number)[] = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => {
+      const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+      return /^\d+$/.test(key) ? Number(key) : key;
+    });
+  const named = error.params.missingProperty ?? error.params.additionalProperty;
+  if (typeof named === 'string') path.push(named);
+  const field = path.reduce<string>(
+    (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc === '' ? part : `${acc}.${part}`),
+    '',
+  );
+  const allowed = error.params.allowedValues;
+  const detail = Array.isArray(allowed) ? `must be one of: ${allowed.join(', ')}` : (error.message ?? 'is invalid');
+  const subject = field === '' ? 'body' : field;
+  const message =
+    error.keyword === 'required' ? `${subject} is required` : error.keyword === 'additionalProperties' ? `${subject} is not allowed` : `${subject} ${detail}`;
+  return { path, field: subject, message };
+}
+
+/** Classifies anything thrown while serving a request. Unknown errors become a 500 the caller logs. */
+export function describeError(error: unknown): Problem {
+  if (error instanceof TallyError) {
+    const field = error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : undefined;
+    const retryAfterSeconds = 'retryAfterSeconds' in error ? (error.retryAfterSeconds as number) : undefined;
+    return { status: STATUS_BY_CODE[error.code], code: error.code, message: error.message, field, retryAfterSeconds };
+  }
+  const fastifyError = error as Partial<FastifyError> & { validation?: AjvIssue[] };
+  if (Array.isArray(fastifyError.validation) && fastifyError.validation.length > 0) {
+    const issues = fastifyError.validation.map(issueFrom);
+    const first = issues[0]!;
+    return { status: 400, code: 'InvalidInput', message: first.message, field: first.field, issues };
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Fastify's own client errors (bad JSON, content type, body size) carry safe messages.
+    const code: HttpErrorCode = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : 'InvalidInput';
+    const message = status === 400 && fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'body is not valid JSON' : (fastifyError.message ?? 'bad request');
+    return { status, code, message, field: status === 415 ? 'content-type' : 'body' };
+  }
+  return { status: 500, code: 'Internal', message: 'internal error' };
+}
+
+/**
+ * Sends a problem with the surface-specific body, adding Retry-After for transient failures and
+ * logging what the client could not have caused.
+ */
+export function sendProblem(reply: FastifyReply, error: unknown, render: (problem: Problem) => unknown): FastifyReply {
+  const problem = describeError(error);
+  if (problem.status >= 500) {
+    if (problem.code === 'Internal') reply.log.error({ err: error }, 'unexpected error');
+    else reply.log.warn({ code: problem.code }, problem.message);
+  }
+  if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));
+  return reply.code(problem.status).send(render(problem));
+}
+
+/** Tally's own error body (also the Device readings surface's `{"error":{"message"}}`, extended). */
+export function tallyErrorBody(problem: Problem): unknown {
+  return { error: { code: problem.code, message: problem.message, ...(problem.field ? { field: problem.field } : {}) } };
+}

@@ -1,0 +1,78 @@
+import type { FastifyPluginCallback } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { NotFoundError } from '../../domain/errors.js';
+import { checkCount, checkUuid, readingFromText } from '../../domain/reading.js';
+import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
+import type { DeviceSummary } from '../../store/types.js';
+import { sendProblem, type Problem } from '../errors.js';
+import { limitReadings, readingsOf } from '../limits.js';
+import type { SurfaceDeps } from '../server.js';
+
+/** Seed 002, "Bright Counter": UUID devices, positive counts, all-or-nothing batches. */
+
+const CreateBody = Type.Object({
+  id: Type.String({ description: 'Device id, a UUID', examples: ['063c5957-8905-45f9-bfe3-960713788919'] }),
+  readings: Type.Array(
+    Type.Object({
+      count: Type.Integer({ description: 'Positive integer', examples: [9] }),
+      timestamp: Type.String({ description: 'ISO 8601 with a zone', examples: ['2021-09-29T16:09:15+01:00'] }),
+    }),
+    { minItems: 1 },
+  ),
+});
+type CreateBody = Static<typeof CreateBody>;
+
+const DeviceParams = Type.Object({ id: Type.String() });
+type DeviceParams = Static<typeof DeviceParams>;
+
+const OK = { status: 'ok' } as const;
+
+function renderError(problem: Problem): unknown {
+  return { status: 'error', error_message: problem.message, status_code: problem.status };
+}
+
+export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
+  app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
+
+  async function summary(id: string): Promise<DeviceSummary> {
+    const deviceId = checkUuid(id, 'id');
+    const device = await deps.store.getDevice(deviceId);
+    if (device === undefined) throw new NotFoundError(`device ${deviceId} has no stored readings`);
+    return device;
+  }
+
+  app.get('/api/ping', async () => OK);
+
+  app.post<{ Body: CreateBody }>(
+    '/api/device-readings/create',
+    { schema: { body: CreateBody }, preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
+    async (request, reply) => {
+      const { id, readings } = request.body;
+      const deviceId = checkUuid(id, 'id');
+      // Every reading is checked before any is queued: one bad reading stores nothing.
+      const batch = readings.map((r, i) =>
+        readingFromText(deviceId, r.timestamp, checkCount(r.count, `readings[${i}].count`, { positive: true }), null, `readings[${i}].timestamp`),
+      );
+      await deps.batcher.submit(batch);
+      return reply.code(201).send(OK);
+    },
+  );
+
+  app.get<{ Params: DeviceParams }>(
+    '/api/device-readings/:id/latest-timestamp',
+    { schema: { params: DeviceParams } },
+    async (request) => {
+      const device = await summary(request.params.id);
+      const offset = device.latestTsText === null ? 0 : parseTimestamp(device.latestTsText, 'timestamp').offsetMinutes;
+      return { timestamp: formatStrftimeZ(device.latestTsUs, offset) };
+    },
+  );
+
+  app.get<{ Params: DeviceParams }>(
+    '/api/device-readings/:id/cumulative-count',
+    { schema: { params: DeviceParams } },
+    async (request) => ({ cumulative_count: (await summary(request.params.id)).cumulativeCount }),
+  );
+
+  done();
+};

@@ -1,0 +1,102 @@
+import type { FastifyPluginCallback, FastifyReply } from 'fastify';
+import { Type } from 'typebox';
+import { ValidationError } from '../../domain/errors.js';
+import { checkCount, checkDeviceId, readingFromText, serializePayload, type Reading } from '../../domain/reading.js';
+import { limitReadings, readingsOf } from '../limits.js';
+import type { SurfaceDeps } from '../server.js';
+
+/**
+ * POST /ingest is documented by two seeds with different bodies:
+ * - Device readings (seed 004): `{id, readings: [{timestamp, count}]}`, each reading answered on its own;
+ * - Records (seed 000): `{device_id, timestamp, data_payload}`, one record.
+ * The body's fields tell them apart. Errors use Tally's shape, which extends seed 004's `{"error":{"message"}}`.
+ */
+
+const IngestBody = Type.Object(
+  {},
+  {
+    description:
+      'Either a device-readings body {id, readings:[{timestamp, count}]} or a record {device_id, timestamp, data_payload}',
+    examples: [
+      { id: '1234', readings: [{ timestamp: '2023-01-01T00:00:00Z', count: 3 }] },
+      { device_id: 'dev-1', timestamp: '2025-09-09T17:00:00Z', data_payload: { gene_count: 12, sample_quality: 0.98 } },
+    ],
+  },
+);
+
+const SHAPES =
+  'body must be either {"id": string, "readings": [{"timestamp": string, "count": integer}]} ' +
+  'or {"device_id": string, "timestamp": string, "data_payload": object}';
+
+interface ReadingResult {
+  id: string;
+  timestamp: unknown;
+  success: boolean;
+  status: number;
+  error?: string;
+}
+
+const DUPLICATE = 'a reading for this device at this timestamp was already recorded';
+
+async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
+  const deviceId = checkDeviceId(body.id, 'id');
+  const raw = body.readings;
+  if (!Array.isArray(raw)) throw new ValidationError('readings', 'readings must be an array of {timestamp, count}');
+  if (raw.length === 0) throw new ValidationError('readings', 'readings must hold at least one reading');
+
+  const results: ReadingResult[] = new Array(raw.length);
+  const valid: Reading[] = [];
+  const validIndex: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item = raw[i] as { timestamp?: unknown; count?: unknown } | null;
+    const timestamp = typeof item === 'object' && item !== null ? item.timestamp : undefined;
+    try {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new ValidationError(`readings[${i}]`, `readings[${i}] must be an object {timestamp, count}`);
+      }
+      const count = checkCount(item.count, `readings[${i}].count`, { positive: false });
+      valid.push(readingFromText(deviceId, timestamp, count, null, `readings[${i}].timestamp`));
+      validIndex.push(i);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      results[i] = { id: deviceId, timestamp, success: false, status: 400, error: error.message };
+    }
+  }
+
+  const stored = await deps.batcher.submit(valid);
+  let allStored = valid.length === raw.length;
+  for (let k = 0; k < valid.length; k++) {
+    const i = validIndex[k]!;
+    const timestamp = (raw[i] as { timestamp: unknown }).timestamp;
+    if (stored[k] === 1) {
+      results[i] = { id: deviceId, timestamp, success: true, status: 201 };
+    } else {
+      allStored = false;
+      results[i] = { id: deviceId, timestamp, success: false, status: 409, error: DUPLICATE };
+    }
+  }
+  return reply.code(allStored ? 202 : 207).send({ results });
+}
+
+async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
+  const deviceId = checkDeviceId(body.device_id, 'device_id');
+  if (body.data_payload === undefined) throw new ValidationError('data_payload', 'data_payload is required (a JSON object)');
+  const payload = serializePayload(body.data_payload, 'data_payload');
+  const reading = readingFromText(deviceId, body.timestamp, null, payload, 'timestamp');
+  const [stored] = await deps.batcher.submit([reading]);
+  return stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
+}
+
+export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
+  app.post<{ Body: Record<string, unknown> }>(
+    '/ingest',
+    { schema: { body: IngestBody }, preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
+    async (request, reply) => {
+      const body = request.body;
+      if ('readings' in body || 'id' in body) return ingestDeviceReadings(deps, body, reply);
+      if ('device_id' in body || 'data_payload' in body || 'timestamp' in body) return ingestRecord(deps, body, reply);
+      throw new ValidationError('body', SHAPES);
+    },
+  );
+  done();
+};

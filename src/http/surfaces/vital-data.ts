@@ -1,0 +1,82 @@
+import type { FastifyPluginCallback } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { checkDeviceId } from '../../domain/reading.js';
+import { epochToMicros, formatUtc } from '../../domain/timestamp.js';
+import type { DeviceSort, DeviceSummary } from '../../store/types.js';
+import { sendProblem, type Problem } from '../errors.js';
+import type { SurfaceDeps } from '../server.js';
+
+/** Seed 003, vital data: integer-second timestamps, numeric vital fields, latest state of every device. */
+
+const VitalBody = Type.Object(
+  {
+    device: Type.String({ minLength: 1, examples: ['fitband-alpha'] }),
+    timestamp: Type.Integer({ description: 'Unix epoch seconds', examples: [1750240800] }),
+  },
+  { additionalProperties: Type.Number(), examples: [{ device: 'fitband-alpha', timestamp: 1750240800, heartRateValue: 88 }] },
+);
+type VitalBody = Static<typeof VitalBody>;
+
+const SORTS = ['deviceId', 'heartRate', 'breathRate', 'timestamp'] as const;
+const VitalQuery = Type.Object({
+  count: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+  sortBy: Type.Enum([...SORTS], { default: 'timestamp' }),
+  orderBy: Type.Enum(['asc', 'desc'], { default: 'desc' }),
+});
+type VitalQuery = Static<typeof VitalQuery>;
+
+const SORT_BY: Record<(typeof SORTS)[number], DeviceSort> = {
+  deviceId: { by: 'deviceId' },
+  heartRate: { by: 'payload', fields: ['heartRateValue', 'heartRate'] },
+  breathRate: { by: 'payload', fields: ['breathRateValue', 'breathRate'] },
+  timestamp: { by: 'latestTs' },
+};
+
+function renderError(problem: Problem): unknown {
+  if (problem.status === 400) {
+    const issues = problem.issues ?? [{ path: problem.field ? [problem.field] : [], message: problem.message }];
+    return { status: 'error', message: 'Invalid payload', issues: issues.map((i) => ({ path: i.path, message: i.message })) };
+  }
+  return { status: 'error', message: problem.message };
+}
+
+function resourceOf(device: DeviceSummary) {
+  const payload = device.latestPayload === null ? {} : (JSON.parse(device.latestPayload) as Record<string, unknown>);
+  const { heartRateValue, heartRate, breathRateValue, breathRate, bloodPressureSystolic, bloodPressureDiastolic, ...rest } =
+    payload;
+  return {
+    ...rest,
+    deviceId: device.deviceId,
+    heartRate: heartRateValue ?? heartRate ?? null,
+    breathRate: breathRateValue ?? breathRate ?? null,
+    bloodPressureSystolic: bloodPressureSystolic ?? null,
+    bloodPressureDiastolic: bloodPressureDiastolic ?? null,
+    lastUpdated: formatUtc(device.latestTsUs),
+  };
+}
+
+export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
+  app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
+
+  app.post<{ Body: VitalBody }>('/vital-data', { schema: { body: VitalBody } }, async (request, reply) => {
+    const { device, timestamp, ...vitals } = request.body;
+    const reading = {
+      deviceId: checkDeviceId(device, 'device'),
+      tsUs: epochToMicros(timestamp, 's', 'timestamp'),
+      tsText: null,
+      count: null,
+      payload: JSON.stringify(vitals),
+    };
+    await deps.batcher.submit([reading]);
+    return reply.code(202).send({ status: 'accepted' });
+  });
+
+  app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: { querystring: VitalQuery } }, async (request) => {
+    const { count, offset, sortBy, orderBy } = request.query;
+    const { total, items } = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset });
+    return { total, resources: items.map(resourceOf) };
+  });
+
+  done();
+};

@@ -1,0 +1,12 @@
+/** Options for the embedded SQLite store. */
+export interface SqliteStoreConfig {
+  /** Path of the database file (a real file: the writer thread and the readers share it). */
+  readonly file: string;
+  /**
+   * SQLite `synchronous` setting. FULL (default) fsyncs the WAL on every commit, so an acknowledged
+   * reading survives power loss; NORMAL survives a process crash but not power loss.
+   */
+  readonly synchronous: 'FULL' | 'NORMAL';
+  /** Page cache of the writer, in MiB: enough to keep the hot index pages of many devices. */
+  readonly cacheMiB: number;
+}

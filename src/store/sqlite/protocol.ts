@@ -1,0 +1,13 @@
+import type { ReadingColumns } from './columns.js';
+
+/** Messages between the SqliteStore (main thread) and its writer thread. */
+export type WriterRequest =
+  | { readonly op: 'append'; readonly id: number; readonly columns: ReadingColumns }
+  | { readonly op: 'deleteDevice'; readonly id: number; readonly deviceId: string };
+
+export type WriterResponse =
+  | { readonly id: number; readonly ok: true; readonly stored?: Uint8Array; readonly existed?: boolean }
+  | { readonly id: number; readonly ok: false; readonly message: string };
+
+/** The first message a writer sends: the database is open and migrated, or could not be. */
+export type WriterReady = { readonly ready: true } | { readonly ready: false; readonly message: string };

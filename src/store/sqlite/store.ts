@@ -1,0 +1,266 @@
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { Reading } from '../../domain/reading.js';
+import { StorageUnavailableError } from '../../domain/errors.js';
+import type {
+  DeviceListQuery,
+  DeviceReadingsQuery,
+  DeviceSort,
+  DeviceSummary,
+  RecordCursor,
+  StoredReading,
+  TelemetryStore,
+} from '../types.js';
+import { toColumns } from './columns.js';
+import type { SqliteStoreConfig } from './config.js';
+import type { WriterReady, WriterRequest, WriterResponse } from './protocol.js';
+
+interface DeviceRow {
+  device_id: string;
+  first_ts_us: number;
+  latest_ts_us: number;
+  latest_ts_text: string | null;
+  latest_payload: string | null;
+  reading_count: number;
+  cumulative_count: number;
+}
+
+interface ReadingRow {
+  seq: number;
+  device_id: string;
+  ts_us: number;
+  ts_text: string | null;
+  count: number | null;
+  payload: string | null;
+}
+
+const DEVICE_COLUMNS =
+  'device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count';
+
+const SORT_COLUMNS = {
+  deviceId: 'device_id',
+  latestTs: 'latest_ts_us',
+  firstTs: 'first_ts_us',
+  readingCount: 'reading_count',
+  cumulativeCount: 'cumulative_count',
+} as const;
+
+function toSummary(row: DeviceRow): DeviceSummary {
+  return {
+    deviceId: row.device_id,
+    firstTsUs: row.first_ts_us,
+    latestTsUs: row.latest_ts_us,
+    latestTsText: row.latest_ts_text,
+    latestPayload: row.latest_payload,
+    readingCount: row.reading_count,
+    cumulativeCount: row.cumulative_count,
+  };
+}
+
+function toReading(row: ReadingRow): StoredReading {
+  return {
+    seq: row.seq,
+    deviceId: row.device_id,
+    tsUs: row.ts_us,
+    tsText: row.ts_text,
+    count: row.count,
+    payload: row.payload,
+  };
+}
+
+const PAYLOAD_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** A JSON path literal for json_extract. Field names are restricted, so they are safe in SQL. */
+function jsonPath(field: string): string {
+  if (!PAYLOAD_FIELD.test(field)) throw new Error(`unsupported payload field name: ${field}`);
+  return `'$.${field}'`;
+}
+
+/**
+ * Where the writer thread's code lives. Under the TypeScript sources (tests) the thread bootstraps
+ * tsx first; the built service runs the compiled JavaScript directly.
+ */
+function spawnWriter(config: SqliteStoreConfig): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const url = new URL('./writer-thread.ts', here).href;
+    const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
+    return new Worker(boot, { eval: true, workerData: config });
+  }
+  return new Worker(new URL('./writer-thread.js', here), { workerData: config });
+}
+
+/**
+ * SQLite backend. One writer thread owns all writes (group-committed batches arrive from the
+ * ingest pipeline); reads run on the calling thread over their own connection, which WAL lets
+ * proceed while the writer commits.
+ */
+export class SqliteStore implements TelemetryStore {
+  readonly name = 'sqlite';
+  readonly maxConcurrentWrites = 1;
+
+  private writer: Worker | undefined;
+  private starting: Promise<Worker> | undefined;
+  private readonly waiting = new Map<number, { resolve(r: WriterResponse): void; reject(e: Error): void }>();
+  private nextId = 1;
+  private reader: Database.Database | undefined;
+  private readonly statements = new Map<string, Database.Statement>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly config: SqliteStoreConfig) {}
+
+  /** Opens (creating and migrating when needed) the database at `config.file`. */
+  static async open(config: SqliteStoreConfig): Promise<SqliteStore> {
+    const store = new SqliteStore(Object.freeze({ ...config }));
+    await store.ensureWriter(); // the writer creates and migrates the file before anyone reads it
+    store.reader = new Database(config.file);
+    store.reader.pragma('busy_timeout = 5000');
+    store.reader.pragma('query_only = true');
+    return store;
+  }
+
+  private ensureWriter(): Promise<Worker> {
+    if (this.writer !== undefined) return Promise.resolve(this.writer);
+    this.starting ??= new Promise<Worker>((resolve, reject) => {
+      const worker = spawnWriter(this.config);
+      worker.once('message', (ready: WriterReady) => {
+        if (!ready.ready) {
+          reject(new StorageUnavailableError(`cannot open ${this.config.file}: ${ready.message}`));
+          return;
+        }
+        worker.on('message', (response: WriterResponse) => this.settle(response));
+        this.writer = worker;
+        resolve(worker);
+      });
+      worker.once('error', (err) => reject(new StorageUnavailableError(`writer thread failed: ${err.message}`, { cause: err })));
+      worker.once('exit', (code) => this.writerGone(worker, code));
+    }).finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  /** The writer thread ended: fail what it held (none of it was acknowledged) and start afresh on next use. */
+  private writerGone(worker: Worker, code: number): void {
+    if (this.writer === worker) this.writer = undefined;
+    const error = new StorageUnavailableError(`the SQLite writer thread stopped (exit code ${code})`);
+    for (const { reject } of this.waiting.values()) reject(error);
+    this.waiting.clear();
+  }
+
+  private settle(response: WriterResponse): void {
+    const waiter = this.waiting.get(response.id);
+    if (waiter === undefined) return;
+    this.waiting.delete(response.id);
+    waiter.resolve(response);
+  }
+
+  private async call(request: WriterRequest, transfer: ArrayBuffer[] = []): Promise<WriterResponse & { ok: true }> {
+    if (this.closing !== undefined) throw new StorageUnavailableError('the store is closed');
+    const worker = await this.ensureWriter();
+    const response = await new Promise<WriterResponse>((resolve, reject) => {
+      this.waiting.set(request.id, { resolve, reject });
+      worker.postMessage(request, transfer);
+    });
+    if (!response.ok) throw new StorageUnavailableError(`SQLite write failed: ${response.message}`);
+    return response;
+  }
+
+  async appendBatch(readings: readonly Reading[]): Promise<Uint8Array> {
+    const columns = toColumns(readings);
+    const response = await this.call({ op: 'append', id: this.nextId++, columns }, [
+      columns.tsUs.buffer as ArrayBuffer,
+      columns.counts.buffer as ArrayBuffer,
+    ]);
+    return response.stored!;
+  }
+
+  /** Removes a device and its readings. Resolves whether the device existed. */
+  async deleteDevice(deviceId: string): Promise<boolean> {
+    const response = await this.call({ op: 'deleteDevice', id: this.nextId++, deviceId });
+    return response.existed === true;
+  }
+
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      if (this.reader === undefined) throw new StorageUnavailableError('the store is closed');
+      stmt = this.reader.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceSummary | undefined> {
+    const row = this.statement(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND reading_count > 0`).get(
+      deviceId,
+    ) as DeviceRow | undefined;
+    return row === undefined ? undefined : toSummary(row);
+  }
+
+  async listDevices(query: DeviceListQuery): Promise<{ total: number; items: DeviceSummary[] }> {
+    const { total } = this.statement('SELECT count(*) AS total FROM devices WHERE reading_count > 0').get() as {
+      total: number;
+    };
+    const dir = query.order === 'asc' ? 'ASC' : 'DESC';
+    const rows = this.statement(
+      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE reading_count > 0
+       ORDER BY ${this.orderBy(query.sort, dir)} LIMIT ? OFFSET ?`,
+    ).all(query.limit, query.offset) as DeviceRow[];
+    return { total, items: rows.map(toSummary) };
+  }
+
+  private orderBy(sort: DeviceSort, dir: 'ASC' | 'DESC'): string {
+    if (sort.by === 'payload') {
+      // First of the named payload fields that is present; devices without it sort last either way.
+      const value = `coalesce(${sort.fields.map((f) => `json_extract(latest_payload, ${jsonPath(f)})`).join(', ')})`;
+      return `${value} IS NULL, ${value} ${dir}, device_id ${dir}`;
+    }
+    const column = SORT_COLUMNS[sort.by];
+    return column === 'device_id' ? `device_id ${dir}` : `${column} ${dir}, device_id ${dir}`;
+  }
+
+  async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]> {
+    const dir = query.order === 'asc' ? 'ASC' : 'DESC';
+    const rows = this.statement(
+      `SELECT r.seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
+       FROM devices d JOIN readings r ON r.device_key = d.key
+       WHERE d.device_id = ? AND r.ts_us >= ? AND r.ts_us < ?
+       ORDER BY r.ts_us ${dir} LIMIT ?`,
+    ).all(
+      deviceId,
+      query.fromUs ?? Number.MIN_SAFE_INTEGER,
+      query.toUs ?? Number.MAX_SAFE_INTEGER,
+      query.limit ?? -1,
+    ) as ReadingRow[];
+    return rows.map(toReading);
+  }
+
+  async listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]> {
+    const select = `SELECT r.seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
+       FROM readings r JOIN devices d ON d.key = r.device_key`;
+    const rows = (
+      after === undefined
+        ? this.statement(`${select} ORDER BY r.ts_us DESC, r.seq DESC LIMIT ?`).all(limit)
+        : this.statement(
+            `${select} WHERE r.ts_us <= ? AND (r.ts_us < ? OR r.seq < ?) ORDER BY r.ts_us DESC, r.seq DESC LIMIT ?`,
+          ).all(after.tsUs, after.tsUs, after.seq, limit)
+    ) as ReadingRow[];
+    return rows.map(toReading);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const worker = this.writer ?? (await this.starting?.catch(() => undefined));
+      if (worker !== undefined) {
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.postMessage({ op: 'close' });
+        await exited;
+      }
+      this.statements.clear();
+      this.reader?.close();
+      this.reader = undefined;
+    })();
+    return this.closing;
+  }
+}

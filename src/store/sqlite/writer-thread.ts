@@ -1,0 +1,38 @@
+/**
+ * Entry point of the writer thread. Commits (and their fsyncs) run here so that the event loop
+ * parsing requests never blocks on the disk.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { SqliteStoreConfig } from './config.js';
+import type { WriterReady, WriterRequest, WriterResponse } from './protocol.js';
+import { SqliteWriter } from './writer.js';
+
+const port = parentPort!;
+let writer: SqliteWriter;
+try {
+  writer = new SqliteWriter(workerData as SqliteStoreConfig);
+  port.postMessage({ ready: true } satisfies WriterReady);
+} catch (err) {
+  port.postMessage({ ready: false, message: (err as Error).message } satisfies WriterReady);
+  process.exit(1);
+}
+
+port.on('message', (request: WriterRequest | { op: 'close' }) => {
+  if (request.op === 'close') {
+    writer.close();
+    port.close();
+    return;
+  }
+  let response: WriterResponse;
+  try {
+    if (request.op === 'append') {
+      const stored = writer.append(request.columns);
+      port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
+      return;
+    }
+    response = { id: request.id, ok: true, existed: writer.deleteDevice(request.deviceId) };
+  } catch (err) {
+    response = { id: request.id, ok: false, message: (err as Error).message };
+  }
+  port.postMessage(response);
+});

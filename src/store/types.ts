@@ -1,0 +1,85 @@
+import type { Reading } from '../domain/reading.js';
+
+/** What the store keeps about each device, maintained in the same transaction as every insert. */
+export interface DeviceSummary {
+  readonly deviceId: string;
+  readonly firstTsUs: number;
+  readonly latestTsUs: number;
+  /** The latest reading's timestamp as sent, or null when it arrived as a number. */
+  readonly latestTsText: string | null;
+  readonly latestPayload: string | null;
+  readonly readingCount: number;
+  /** Sum of `count` over every reading ever stored for the device. */
+  readonly cumulativeCount: number;
+}
+
+/** A stored reading together with its position in the store's total order (for cursors). */
+export interface StoredReading extends Reading {
+  readonly seq: number;
+}
+
+export type SortOrder = 'asc' | 'desc';
+
+/** Columns a device listing can sort by; `payload` sorts by a numeric field of the latest payload. */
+export type DeviceSort =
+  | { readonly by: 'deviceId' | 'latestTs' | 'firstTs' | 'readingCount' | 'cumulativeCount' }
+  | { readonly by: 'payload'; readonly fields: readonly string[] };
+
+export interface DeviceListQuery {
+  readonly sort: DeviceSort;
+  readonly order: SortOrder;
+  readonly limit: number;
+  readonly offset: number;
+}
+
+export interface DeviceReadingsQuery {
+  /** Inclusive lower bound, microseconds. */
+  readonly fromUs?: number;
+  /** Exclusive upper bound, microseconds. */
+  readonly toUs?: number;
+  readonly order: SortOrder;
+  /** At most this many; omit for all (callers bound the request by other means). */
+  readonly limit?: number;
+}
+
+/** Position after which a newest-first listing of all readings continues. */
+export interface RecordCursor {
+  readonly tsUs: number;
+  readonly seq: number;
+}
+
+/**
+ * The storage contract. Every backend speaks domain types only; no driver type leaks out.
+ * Writes go through `appendBatch`, which the ingest pipeline calls with group-committed batches.
+ */
+export interface TelemetryStore {
+  /** Backend name, for logs and metrics. */
+  readonly name: string;
+  /**
+   * How many `appendBatch` calls may run at once. SQLite has one writer, so 1; the pipeline honours
+   * this once rather than each caller working around it.
+   */
+  readonly maxConcurrentWrites: number;
+
+  /**
+   * Appends readings in one transaction. Resolves after the commit with one flag per input reading,
+   * in order: 1 stored, 0 a duplicate of an existing (deviceId, tsUs) (first write wins).
+   * Rejects with StorageUnavailableError when nothing was committed.
+   */
+  appendBatch(readings: readonly Reading[]): Promise<Uint8Array>;
+
+  /** The device's summary, or undefined for a device with no readings. */
+  getDevice(deviceId: string): Promise<DeviceSummary | undefined>;
+
+  /** The latest state of devices, sorted and paginated, with the total number of devices. */
+  listDevices(query: DeviceListQuery): Promise<{ total: number; items: DeviceSummary[] }>;
+
+  /** One device's readings in a time range. */
+  deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]>;
+
+  /** All readings, newest timestamp first, continuing after `after` when given. */
+  listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]>;
+
+  /** Commits nothing further and releases every resource. Safe to call twice. */
+  close(): Promise<void>;
+}
