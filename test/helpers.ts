@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../src/app/config.js';
+import { createTally, type Tally } from '../src/app/tally.js';
+
+/** A fresh data directory under the system temp dir, removed by the returned cleanup. */
+export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A Tally on a fresh SQLite file, not listening: drive it with `tally.server.inject(...)`.
+ * `env` overrides configuration variables (TALLY_MAX_READINGS and so on).
+ */
+export async function startTally(env: Record<string, string> = {}): Promise<{ tally: Tally; config: Config; stop(): Promise<void> }> {
+  const { dir, cleanup } = tempDir();
+  const config = loadConfig({ TALLY_DATA_DIR: dir, TALLY_PORT: '0', TALLY_LOG_LEVEL: 'silent', ...env });
+  const tally = await createTally(config);
+  await tally.server.ready();
+  return {
+    tally,
+    config,
+    stop: async () => {
+      await tally.close();
+      cleanup();
+    },
+  };
+}
