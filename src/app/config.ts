@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../domain/duration.js';
+import { ValidationError } from '../domain/errors.js';
 
 /** Everything Tally reads from its environment and flags, validated once at start. */
 export interface Config {
@@ -15,6 +17,10 @@ export interface Config {
   readonly maxBatchReadings: number;
   readonly synchronous: 'FULL' | 'NORMAL';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Keep readings this long (e.g. `30d`); undefined keeps them forever. */
+  readonly retention?: { readonly us: number; readonly label: string };
+  /** Bearer token for admin routes (DELETE /v1/devices/:id); undefined disables them. */
+  readonly adminToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -42,6 +48,8 @@ export const SETTINGS = {
   maxBatchReadings: { env: 'TALLY_MAX_BATCH', flag: 'max-batch', fallback: '20000', help: 'most readings in one transaction' },
   synchronous: { env: 'TALLY_SYNCHRONOUS', flag: 'synchronous', fallback: 'FULL', help: 'FULL (fsync every commit) or NORMAL' },
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
+  adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
 } as const satisfies Record<keyof Config, Setting>;
 
 function integer(name: string, raw: string, min: number, max: number): number {
@@ -88,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (fromFlag !== undefined) return [`--${s.flag}`, fromFlag];
     return [s.env, env[s.env] === undefined || env[s.env] === '' ? s.fallback : env[s.env]!];
   };
-  const config: Config = {
+  let config: Config = {
     host: read('host')[1],
     port: integer(...read('port'), 0, 65535),
     dataDir: read('dataDir')[1],
@@ -99,6 +107,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     synchronous: oneOf(...read('synchronous'), ['FULL', 'NORMAL'] as const),
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };
+  const [retentionName, retention] = read('retention');
+  if (retention !== '') {
+    try {
+      config = { ...config, retention: { us: parseDuration(retention, retentionName), label: retention } };
+    } catch (err) {
+      if (err instanceof ValidationError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
+  const [tokenName, adminToken] = read('adminToken');
+  if (adminToken !== '') {
+    if (adminToken.length < 16) throw new ConfigError(`${tokenName} must be at least 16 characters`);
+    config = { ...config, adminToken };
+  }
   if (config.queueLimit < config.maxReadings) {
     throw new ConfigError(
       `${SETTINGS.queueLimit.env} (${config.queueLimit}) must be at least ${SETTINGS.maxReadings.env} (${config.maxReadings}), or a full request could never be queued`,

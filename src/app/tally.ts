@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../http/server.js';
+import { RetentionWindow } from '../domain/retention.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
+import { RetentionPruner } from '../ingest/pruner.js';
 import { SqliteStore } from '../store/sqlite/store.js';
 import type { Config } from './config.js';
 
@@ -11,6 +13,8 @@ export interface Tally {
   readonly server: FastifyInstance;
   readonly store: SqliteStore;
   readonly batcher: GroupCommitBatcher;
+  /** Present when TALLY_RETENTION is set. */
+  readonly pruner: RetentionPruner | undefined;
   /** Starts listening; resolves with the address, e.g. http://127.0.0.1:8080. */
   listen(): Promise<string>;
   /** Stops accepting, answers what is in flight, commits the queue, closes the store. Idempotent. */
@@ -28,10 +32,19 @@ export async function createTally(config: Config): Promise<Tally> {
     queueLimit: config.queueLimit,
     maxBatchReadings: config.maxBatchReadings,
   });
+  const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
   const server = buildServer(
-    { store, batcher, maxReadings: config.maxReadings },
+    { store, batcher, maxReadings: config.maxReadings, retention, adminToken: config.adminToken },
     { bodyLimit: config.bodyLimit, logger: { level: config.logLevel } },
   );
+  const pruner =
+    retention &&
+    new RetentionPruner(store, retention, {
+      intervalMs: 60_000,
+      batchLimit: 2_000,
+      onError: (err) => server.log.error({ err }, 'retention sweep failed'),
+    });
+  pruner?.start();
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -40,6 +53,7 @@ export async function createTally(config: Config): Promise<Tally> {
       // accepted reading committed, then the store closed.
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['http', () => server.close()],
+        ['retention', async () => pruner?.stop()],
         ['batcher', () => batcher.close()],
         ['store', () => store.close()],
       ];
@@ -56,6 +70,7 @@ export async function createTally(config: Config): Promise<Tally> {
     server,
     store,
     batcher,
+    pruner,
     listen: () => server.listen({ host: config.host, port: config.port }),
     close,
   };

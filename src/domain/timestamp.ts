@@ -78,8 +78,11 @@ export function epochToMicros(value: unknown, unit: 's' | 'ms' | 'us', field: st
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new ValidationError(field, `${field} must be a number of ${unitName(unit)} since the Unix epoch`);
   }
-  const us = unit === 's' ? value * 1_000_000 : unit === 'ms' ? value * 1000 : value;
-  if (!Number.isInteger(us)) {
+  const factor = unit === 's' ? 1_000_000 : unit === 'ms' ? 1000 : 1;
+  // value * factor can miss the whole number by a rounding error (1.000001 * 1e6 is 1000000.9999999999):
+  // take the nearest whole microsecond and accept it when it converts back to exactly the value sent.
+  const us = Math.round(value * factor);
+  if (us / factor !== value) {
     throw new ValidationError(field, `${field} must be a whole number of ${unitName(unit)}${unit === 'us' ? '' : ' (or finer fractions up to a microsecond)'}`);
   }
   if (us < MIN_US || us > MAX_US) {

@@ -1,7 +1,19 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
-export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Internal';
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Forbidden' | 'Internal';
+
+/** An error that only exists at the HTTP boundary (authentication, for instance). */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: HttpErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
 
 /** Everything a surface needs to render an error in its own documented shape. */
 export interface Problem {
@@ -34,6 +46,8 @@ interface AjvIssue {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** Present with Ajv's `verbose` option: a pattern's description reads better than the regex. */
+  parentSchema?: { description?: string };
 }
 
 /** `readings[0].count` from a JSON pointer plus, where Ajv names one, the offending property. */
@@ -52,7 +66,12 @@ function issueFrom(error: AjvIssue): Issue {
     '',
   );
   const allowed = error.params.allowedValues;
-  const detail = Array.isArray(allowed) ? `must be one of: ${allowed.join(', ')}` : (error.message ?? 'is invalid');
+  const description = error.parentSchema?.description;
+  const detail = Array.isArray(allowed)
+    ? `must be one of: ${allowed.join(', ')}`
+    : error.keyword === 'pattern' && description !== undefined
+      ? `must be ${description}`
+      : (error.message ?? 'is invalid');
   const subject = field === '' ? 'body' : field;
   const message =
     error.keyword === 'required' ? `${subject} is required` : error.keyword === 'additionalProperties' ? `${subject} is not allowed` : `${subject} ${detail}`;
@@ -61,6 +80,7 @@ function issueFrom(error: AjvIssue): Issue {
 
 /** Classifies anything thrown while serving a request. Unknown errors become a 500 the caller logs. */
 export function describeError(error: unknown): Problem {
+  if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message };
   if (error instanceof TallyError) {
     const field = error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : undefined;
     const retryAfterSeconds = 'retryAfterSeconds' in error ? (error.retryAfterSeconds as number) : undefined;

@@ -1,5 +1,8 @@
 import Ajv from 'ajv';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { RetentionWindow } from '../domain/retention.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { TelemetryStore } from '../store/types.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
@@ -7,6 +10,7 @@ import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
 import { ingestRoute } from './surfaces/ingest.js';
 import { recordsSurface } from './surfaces/records.js';
+import { v1Surface } from './surfaces/v1/index.js';
 import { vitalDataSurface } from './surfaces/vital-data.js';
 
 /** What every surface is handed: the pipeline for writes, the store for reads, and the limits. */
@@ -15,6 +19,10 @@ export interface SurfaceDeps {
   readonly batcher: GroupCommitBatcher;
   /** Readings one request may carry. */
   readonly maxReadings: number;
+  /** When set, readings older than the window are refused. */
+  readonly retention?: RetentionWindow;
+  /** Bearer token for admin routes; they are disabled without one. */
+  readonly adminToken?: string;
 }
 
 export interface HttpOptions {
@@ -27,7 +35,7 @@ export interface HttpOptions {
  * Query strings and path parameters arrive as text, so their numbers are coerced.
  */
 const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true });
-const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true });
+const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true });
 
 export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyInstance {
   const app = Fastify({
@@ -50,6 +58,25 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
   );
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, tallyErrorBody));
 
+  // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
+  app.register(swagger, {
+    openapi: {
+      info: { title: 'Tally', version: '0.1.0', description: 'Durable, fast ingestion of device readings' },
+      tags: [
+        { name: 'v1', description: "Tally's own API" },
+        { name: 'bright-counter', description: 'Seed 002 surface' },
+        { name: 'device-readings', description: 'Seed 004 surface' },
+        { name: 'records', description: 'Seed 000 surface' },
+        { name: 'vital-data', description: 'Seed 003 surface' },
+      ],
+    },
+  });
+  app.register(swaggerUi, { routePrefix: '/docs' });
+  app.register(async (docs) => {
+    docs.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  });
+
+  app.register(v1Surface, deps);
   app.register(brightCounterSurface, deps);
   app.register(ingestRoute, deps);
   app.register(deviceReadingsSurface, deps);

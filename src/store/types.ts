@@ -40,6 +40,46 @@ export interface DeviceReadingsQuery {
   readonly order: SortOrder;
   /** At most this many; omit for all (callers bound the request by other means). */
   readonly limit?: number;
+  /** Continue after this timestamp (exclusive, in `order`): keyset pagination. */
+  readonly afterTsUs?: number;
+}
+
+export interface DevicePageQuery {
+  readonly sort: DeviceSort;
+  readonly order: SortOrder;
+  readonly limit: number;
+  /** `nextCursor` of the previous page, unchanged. The store rejects one it did not issue. */
+  readonly cursor?: string;
+  /** Only devices whose id starts with this. */
+  readonly prefix?: string;
+}
+
+export interface DevicePage {
+  readonly items: DeviceSummary[];
+  /** Opaque; null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+export type AggregateFn = 'count' | 'sum' | 'min' | 'max' | 'avg';
+
+export interface AggregateQuery {
+  readonly fromUs: number;
+  /** Exclusive. */
+  readonly toUs: number;
+  /** Bucket width; buckets are aligned to the Unix epoch. */
+  readonly everyUs: number;
+  /** The reading's `count`, or a numeric field of its payload. */
+  readonly field: { readonly kind: 'count' } | { readonly kind: 'payload'; readonly name: string };
+}
+
+/** One non-empty bucket: every function is computed; callers keep the ones asked for. */
+export interface AggregateBucket {
+  readonly startUs: number;
+  readonly count: number;
+  readonly sum: number | null;
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly avg: number | null;
 }
 
 /** Position after which a newest-first listing of all readings continues. */
@@ -79,6 +119,21 @@ export interface TelemetryStore {
 
   /** All readings, newest timestamp first, continuing after `after` when given. */
   listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]>;
+
+  /** Devices sorted and keyset-paginated: no offset scans, stable while new devices arrive. */
+  listDevicePage(query: DevicePageQuery): Promise<DevicePage>;
+
+  /** Epoch-aligned buckets of one device's readings; empty buckets are omitted. */
+  aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]>;
+
+  /** Removes a device and all its readings. Resolves whether it existed. */
+  deleteDevice(deviceId: string): Promise<boolean>;
+
+  /**
+   * Deletes up to `limit` readings with a timestamp before `beforeUs` in one short transaction;
+   * resolves how many went. Device summaries (counts, totals) are left as they are: all-time.
+   */
+  pruneBefore(beforeUs: number, limit: number): Promise<number>;
 
   /** Commits nothing further and releases every resource. Safe to call twice. */
   close(): Promise<void>;

@@ -2,8 +2,13 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Reading } from '../../domain/reading.js';
 import { StorageUnavailableError } from '../../domain/errors.js';
+import { ValidationError } from '../../domain/errors.js';
 import type {
+  AggregateBucket,
+  AggregateQuery,
   DeviceListQuery,
+  DevicePage,
+  DevicePageQuery,
   DeviceReadingsQuery,
   DeviceSort,
   DeviceSummary,
@@ -23,6 +28,32 @@ interface DeviceRow {
   latest_payload: string | null;
   reading_count: number;
   cumulative_count: number;
+}
+
+interface PagedDeviceRow extends DeviceRow {
+  key: number;
+  sort_value: number | string | null;
+}
+
+/** What a device-page cursor holds: the last item's sort value and its device key. */
+interface PageCursor {
+  v: number | string | null;
+  k: number;
+}
+
+function encodePageCursor(cursor: PageCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodePageCursor(text: string): PageCursor {
+  try {
+    const c = JSON.parse(Buffer.from(text, 'base64url').toString()) as PageCursor;
+    const valueOk = c.v === null || typeof c.v === 'number' || typeof c.v === 'string';
+    if (typeof c === 'object' && c !== null && valueOk && Number.isInteger(c.k)) return c;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError('cursor', 'cursor is not one this service issued; pass next_cursor unchanged');
 }
 
 interface ReadingRow {
@@ -74,6 +105,12 @@ const PAYLOAD_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 function jsonPath(field: string): string {
   if (!PAYLOAD_FIELD.test(field)) throw new Error(`unsupported payload field name: ${field}`);
   return `'$.${field}'`;
+}
+
+/** The first of the named latest-payload fields that is present (SQL). */
+function payloadValue(fields: readonly string[]): string {
+  const parts = fields.map((f) => `json_extract(latest_payload, ${jsonPath(f)})`);
+  return parts.length === 1 ? parts[0]! : `coalesce(${parts.join(', ')})`;
 }
 
 /**
@@ -175,7 +212,6 @@ export class SqliteStore implements TelemetryStore {
     return response.stored!;
   }
 
-  /** Removes a device and its readings. Resolves whether the device existed. */
   async deleteDevice(deviceId: string): Promise<boolean> {
     const response = await this.call({ op: 'deleteDevice', id: this.nextId++, deviceId });
     return response.existed === true;
@@ -213,7 +249,7 @@ export class SqliteStore implements TelemetryStore {
   private orderBy(sort: DeviceSort, dir: 'ASC' | 'DESC'): string {
     if (sort.by === 'payload') {
       // First of the named payload fields that is present; devices without it sort last either way.
-      const value = `coalesce(${sort.fields.map((f) => `json_extract(latest_payload, ${jsonPath(f)})`).join(', ')})`;
+      const value = payloadValue(sort.fields);
       return `${value} IS NULL, ${value} ${dir}, device_id ${dir}`;
     }
     const column = SORT_COLUMNS[sort.by];
@@ -221,19 +257,80 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]> {
-    const dir = query.order === 'asc' ? 'ASC' : 'DESC';
+    const asc = query.order === 'asc';
+    let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
+    let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
+    if (query.afterTsUs !== undefined) {
+      if (asc) from = Math.max(from, query.afterTsUs + 1);
+      else to = Math.min(to, query.afterTsUs);
+    }
     const rows = this.statement(
       `SELECT r.seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
        FROM devices d JOIN readings r ON r.device_key = d.key
        WHERE d.device_id = ? AND r.ts_us >= ? AND r.ts_us < ?
-       ORDER BY r.ts_us ${dir} LIMIT ?`,
-    ).all(
-      deviceId,
-      query.fromUs ?? Number.MIN_SAFE_INTEGER,
-      query.toUs ?? Number.MAX_SAFE_INTEGER,
-      query.limit ?? -1,
-    ) as ReadingRow[];
+       ORDER BY r.ts_us ${asc ? 'ASC' : 'DESC'} LIMIT ?`,
+    ).all(deviceId, from, to, query.limit ?? -1) as ReadingRow[];
     return rows.map(toReading);
+  }
+
+  async listDevicePage(query: DevicePageQuery): Promise<DevicePage> {
+    const asc = query.order === 'asc';
+    const dir = asc ? 'ASC' : 'DESC';
+    const cmp = asc ? '>' : '<';
+    const value =
+      query.sort.by === 'payload' ? payloadValue(query.sort.fields) : SORT_COLUMNS[query.sort.by];
+    const where = ['reading_count > 0'];
+    const params: unknown[] = [];
+    if (query.prefix !== undefined && query.prefix !== '') {
+      // A range the device_id index can serve, then an exact check.
+      where.push("device_id >= ? AND device_id < ? || char(1114111) AND substr(device_id, 1, length(?)) = ?");
+      params.push(query.prefix, query.prefix, query.prefix, query.prefix);
+    }
+    if (query.cursor !== undefined) {
+      const c = decodePageCursor(query.cursor);
+      if (query.sort.by !== 'payload') {
+        where.push(`(${value}, key) ${cmp} (?, ?)`);
+        params.push(c.v, c.k);
+      } else if (c.v === null) {
+        // Devices without the field come last in either order, ordered by key among themselves.
+        where.push(`${value} IS NULL AND key ${cmp} ?`);
+        params.push(c.k);
+      } else {
+        where.push(`(${value} IS NULL OR (${value}, key) ${cmp} (?, ?))`);
+        params.push(c.v, c.k);
+      }
+    }
+    const nullsLast = query.sort.by === 'payload' ? `${value} IS NULL, ` : '';
+    const rows = this.statement(
+      `SELECT key, ${value} AS sort_value, ${DEVICE_COLUMNS} FROM devices
+       WHERE ${where.join(' AND ')}
+       ORDER BY ${nullsLast}${value} ${dir}, key ${dir} LIMIT ?`,
+    ).all(...params, query.limit) as PagedDeviceRow[];
+    const last = rows.length === query.limit ? rows[rows.length - 1] : undefined;
+    return {
+      items: rows.map(toSummary),
+      nextCursor: last === undefined ? null : encodePageCursor({ v: last.sort_value, k: last.key }),
+    };
+  }
+
+  async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
+    const raw = query.field.kind === 'count' ? 'count' : `json_extract(payload, ${jsonPath(query.field.name)})`;
+    // Only numbers are aggregated; a text or object in the field counts as absent.
+    const value = `CASE WHEN typeof(${raw}) IN ('integer', 'real') THEN ${raw} END`;
+    return this.statement(
+      `SELECT bucket AS startUs, count(v) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, avg(v) AS avg
+       FROM (
+         SELECT r.ts_us - (((r.ts_us % @every) + @every) % @every) AS bucket, ${value} AS v
+         FROM devices d JOIN readings r ON r.device_key = d.key
+         WHERE d.device_id = @deviceId AND r.ts_us >= @fromUs AND r.ts_us < @toUs
+       )
+       GROUP BY bucket HAVING count(v) > 0 ORDER BY bucket`,
+    ).all({ every: query.everyUs, deviceId, fromUs: query.fromUs, toUs: query.toUs }) as AggregateBucket[];
+  }
+
+  async pruneBefore(beforeUs: number, limit: number): Promise<number> {
+    const response = await this.call({ op: 'prune', id: this.nextId++, beforeUs, limit });
+    return response.deleted ?? 0;
   }
 
   async listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]> {

@@ -30,7 +30,10 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
       port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
       return;
     }
-    response = { id: request.id, ok: true, existed: writer.deleteDevice(request.deviceId) };
+    response =
+      request.op === 'prune'
+        ? { id: request.id, ok: true, deleted: writer.prune(request.beforeUs, request.limit) }
+        : { id: request.id, ok: true, existed: writer.deleteDevice(request.deviceId) };
   } catch (err) {
     response = { id: request.id, ok: false, message: (err as Error).message };
   }

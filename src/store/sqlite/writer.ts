@@ -27,6 +27,7 @@ export class SqliteWriter {
   private readonly insertDevice: Database.Statement<[string]>;
   private readonly insertReading: Database.Statement<[number, number, number | null, string | null, string | null]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
+  private readonly pruneStatement: Database.Statement<[number, number]>;
 
   constructor(config: SqliteStoreConfig) {
     this.db = new Database(config.file);
@@ -39,6 +40,9 @@ export class SqliteWriter {
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
     this.insertReading = this.db.prepare(
       'INSERT OR IGNORE INTO readings (device_key, ts_us, count, ts_text, payload) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.pruneStatement = this.db.prepare(
+      'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_us < ? ORDER BY ts_us LIMIT ?)',
     );
     // Every expression on the right sees the row as it was before this UPDATE.
     this.updateSummary = this.db.prepare(`
@@ -124,6 +128,11 @@ export class SqliteWriter {
     }).immediate();
     this.deviceKeys.delete(deviceId);
     return true;
+  }
+
+  /** Deletes up to `limit` of the oldest readings before `beforeUs`; one short transaction. */
+  prune(beforeUs: number, limit: number): number {
+    return this.pruneStatement.run(beforeUs, limit).changes;
   }
 
   close(): void {

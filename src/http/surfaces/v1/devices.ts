@@ -1,0 +1,163 @@
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { parseDuration } from '../../../domain/duration.js';
+import { NotFoundError, ValidationError } from '../../../domain/errors.js';
+import { formatUtc } from '../../../domain/timestamp.js';
+import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
+import { HttpError } from '../../errors.js';
+import type { SurfaceDeps } from '../../server.js';
+import { decodeTsCursor, deviceItem, encodeTsCursor, queryInstant, readingItem } from './format.js';
+
+/** /v1 device reads: the latest state of all devices, one device, its history and aggregates. */
+
+const SORT_PATTERN = '^(device_id|latest_ts|first_ts|reading_count|cumulative_count|payload\\.[A-Za-z_][A-Za-z0-9_]{0,63})$';
+const Order = Type.Enum(['asc', 'desc']);
+
+const ListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ description: 'next_cursor of the previous page' })),
+  sort: Type.String({
+    pattern: SORT_PATTERN,
+    default: 'device_id',
+    description: 'device_id, latest_ts, first_ts, reading_count, cumulative_count or payload.<field>',
+  }),
+  order: Type.Enum(['asc', 'desc'], { default: 'asc' }),
+  prefix: Type.Optional(Type.String({ maxLength: 256, description: 'only devices whose id starts with this' })),
+});
+type ListQuery = Static<typeof ListQuery>;
+
+const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
+type DeviceParams = Static<typeof DeviceParams>;
+
+const HistoryQuery = Type.Object({
+  from: Type.Optional(Type.String({ description: 'RFC 3339, inclusive' })),
+  to: Type.Optional(Type.String({ description: 'RFC 3339, exclusive' })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String()),
+  order: Type.Enum(['asc', 'desc'], { default: 'asc' }),
+});
+type HistoryQuery = Static<typeof HistoryQuery>;
+
+const FNS: readonly AggregateFn[] = ['count', 'sum', 'min', 'max', 'avg'];
+const AggregateQuerySchema = Type.Object({
+  from: Type.Optional(Type.String({ description: 'RFC 3339, inclusive; default the first reading' })),
+  to: Type.Optional(Type.String({ description: 'RFC 3339, exclusive; default just after the latest reading' })),
+  every: Type.String({ default: '1h', description: 'bucket width: 30s, 5m, 1h, 1d …; buckets align to the epoch' }),
+  fn: Type.String({
+    default: 'count,sum,min,max,avg',
+    pattern: '^(count|sum|min|max|avg)(,(count|sum|min|max|avg))*$',
+    description: 'a comma-separated list of count, sum, min, max, avg',
+  }),
+  field: Type.String({
+    default: 'count',
+    pattern: '^(count|payload\\.[A-Za-z_][A-Za-z0-9_]{0,63})$',
+    description: 'count or payload.<field>',
+  }),
+});
+type AggregateQuerySchema = Static<typeof AggregateQuerySchema>;
+
+/** Buckets one aggregate query may return. */
+const MAX_BUCKETS = 10_000;
+
+function sortOf(sort: string): DeviceSort {
+  if (sort.startsWith('payload.')) return { by: 'payload', fields: [sort.slice('payload.'.length)] };
+  const by = ({ device_id: 'deviceId', latest_ts: 'latestTs', first_ts: 'firstTs', reading_count: 'readingCount', cumulative_count: 'cumulativeCount' } as const)[
+    sort as 'device_id'
+  ];
+  return { by };
+}
+
+/** Admin routes need `Authorization: Bearer <TALLY_ADMIN_TOKEN>`; without a token configured they are off. */
+function requireAdmin(request: FastifyRequest, token: string | undefined): void {
+  if (token === undefined) throw new HttpError(403, 'Forbidden', 'admin endpoints are disabled: set TALLY_ADMIN_TOKEN to enable them');
+  if (request.headers.authorization !== `Bearer ${token}`) {
+    throw new HttpError(401, 'Unauthorized', 'this endpoint needs the header Authorization: Bearer <TALLY_ADMIN_TOKEN>');
+  }
+}
+
+export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
+  async function device(id: string): Promise<DeviceSummary> {
+    const found = await deps.store.getDevice(id);
+    if (found === undefined) throw new NotFoundError(`device ${JSON.stringify(id)} not found`);
+    return found;
+  }
+  const tags = ['v1'];
+
+  app.get<{ Querystring: ListQuery }>(
+    '/v1/devices',
+    { schema: { tags, summary: 'Latest state of all devices, sorted, keyset-paginated', querystring: ListQuery } },
+    async (request) => {
+      const q = request.query;
+      const page = await deps.store.listDevicePage({
+        sort: sortOf(q.sort),
+        order: q.order,
+        limit: q.limit,
+        cursor: q.cursor,
+        prefix: q.prefix,
+      });
+      return { items: page.items.map(deviceItem), next_cursor: page.nextCursor };
+    },
+  );
+
+  app.get<{ Params: DeviceParams }>(
+    '/v1/devices/:id',
+    { schema: { tags, summary: "A device's summary", params: DeviceParams } },
+    async (request) => deviceItem(await device(request.params.id)),
+  );
+
+  app.get<{ Params: DeviceParams; Querystring: HistoryQuery }>(
+    '/v1/devices/:id/readings',
+    { schema: { tags, summary: "A device's readings in a time range", params: DeviceParams, querystring: HistoryQuery } },
+    async (request) => {
+      const q = request.query;
+      const d = await device(request.params.id);
+      const items = await deps.store.deviceReadings(d.deviceId, {
+        fromUs: queryInstant(q.from, 'from'),
+        toUs: queryInstant(q.to, 'to'),
+        order: q.order,
+        limit: q.limit,
+        afterTsUs: q.cursor === undefined ? undefined : decodeTsCursor(q.cursor),
+      });
+      const last = items.length === q.limit ? items[items.length - 1] : undefined;
+      return { items: items.map(readingItem), next_cursor: last === undefined ? null : encodeTsCursor(last.tsUs) };
+    },
+  );
+
+  app.get<{ Params: DeviceParams; Querystring: AggregateQuerySchema }>(
+    '/v1/devices/:id/aggregate',
+    { schema: { tags, summary: 'Epoch-aligned bucketed aggregates', params: DeviceParams, querystring: AggregateQuerySchema } },
+    async (request) => {
+      const q = request.query;
+      const d = await device(request.params.id);
+      const fromUs = queryInstant(q.from, 'from') ?? d.firstTsUs;
+      const toUs = queryInstant(q.to, 'to') ?? d.latestTsUs + 1;
+      const everyUs = parseDuration(q.every, 'every');
+      if (toUs <= fromUs) throw new ValidationError('to', 'to must be after from');
+      if ((toUs - fromUs) / everyUs > MAX_BUCKETS) {
+        throw new ValidationError('every', `every=${q.every} over this range makes more than ${MAX_BUCKETS} buckets; widen every or narrow from/to`);
+      }
+      const field: AggregateQuery['field'] = q.field === 'count' ? { kind: 'count' } : { kind: 'payload', name: q.field.slice('payload.'.length) };
+      const fns = new Set(q.fn.split(',') as AggregateFn[]);
+      const buckets = await deps.store.aggregate(d.deviceId, { fromUs, toUs, everyUs, field });
+      return {
+        buckets: buckets.map((b) => {
+          const out: Record<string, unknown> = { start: formatUtc(b.startUs) };
+          for (const fn of FNS) if (fns.has(fn)) out[fn] = b[fn];
+          return out;
+        }),
+      };
+    },
+  );
+
+  app.delete<{ Params: DeviceParams }>(
+    '/v1/devices/:id',
+    { schema: { tags, summary: 'Remove a device and its readings (admin)', params: DeviceParams } },
+    async (request, reply) => {
+      requireAdmin(request, deps.adminToken);
+      if (!(await deps.store.deleteDevice(request.params.id))) throw new NotFoundError(`device ${JSON.stringify(request.params.id)} not found`);
+      return reply.code(204).send();
+    },
+  );
+
+  done();
+};

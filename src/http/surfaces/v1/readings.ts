@@ -1,0 +1,193 @@
+import type { Readable } from 'node:stream';
+import type { FastifyPluginCallback, FastifyReply } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
+import { checkCount, checkDeviceId, serializePayload, type Reading } from '../../../domain/reading.js';
+import { epochToMicros, parseTimestamp } from '../../../domain/timestamp.js';
+import { HttpError } from '../../errors.js';
+import { limitReadings } from '../../limits.js';
+import type { SurfaceDeps } from '../../server.js';
+
+/**
+ * POST /v1/readings: many devices in one request, as a JSON array or as NDJSON. NDJSON is read
+ * line by line and committed in chunks, so a large stream is never held whole in memory.
+ */
+
+const Precision = Type.Enum(['s', 'ms', 'us'], { description: 'Unit of numeric `ts` values; required when `ts` is a number' });
+const Query = Type.Object({
+  precision: Type.Optional(Precision),
+  atomic: Type.Boolean({ default: false, description: 'Reject the whole request if any reading is invalid' }),
+});
+type Query = Static<typeof Query>;
+
+/**
+ * Items carry descriptions but no types: each reading is validated on its own so that a bad one is
+ * reported by index instead of failing the whole request.
+ */
+const ReadingItem = {
+  type: 'object',
+  properties: {
+    device_id: { description: 'string, 1-256 characters', examples: ['meter-17'] },
+    ts: { description: 'RFC 3339 with a zone, or a number with ?precision', examples: ['2025-06-18T10:00:00Z'] },
+    count: { description: 'optional integer >= 0', examples: [3] },
+    payload: { description: 'optional JSON object (64 KiB, depth 32)', examples: [{ heartRateValue: 88 }] },
+  },
+};
+
+const Body = {
+  content: {
+    'application/json': { schema: { type: 'array', items: ReadingItem } },
+    'application/x-ndjson': { schema: { description: 'One reading object per line, streamed' } },
+  },
+};
+
+interface Rejection {
+  index: number;
+  field: string;
+  message: string;
+}
+
+/** Most rejections listed in one response; `rejected_total` still counts them all. */
+const MAX_LISTED_REJECTIONS = 1000;
+/** Readings per commit while streaming NDJSON. */
+const STREAM_CHUNK = 5000;
+/** Longest NDJSON line: a 64 KiB payload plus generous room for the rest. */
+const MAX_LINE_BYTES = 256 * 1024;
+
+function readingFrom(item: unknown, precision: Query['precision'], deps: SurfaceDeps): Reading {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    throw new ValidationError('reading', 'each reading must be an object {device_id, ts, count?, payload?}');
+  }
+  const r = item as Record<string, unknown>;
+  const deviceId = checkDeviceId(r.device_id, 'device_id');
+  let tsUs: number;
+  let tsText: string | null = null;
+  if (typeof r.ts === 'number') {
+    if (precision === undefined) throw new ValidationError('ts', 'ts is a number: pass ?precision=s, ms or us to say its unit');
+    tsUs = epochToMicros(r.ts, precision, 'ts');
+  } else {
+    tsUs = parseTimestamp(r.ts, 'ts').us;
+    tsText = r.ts as string;
+  }
+  deps.retention?.check(tsUs, 'ts');
+  const count = r.count === undefined || r.count === null ? null : checkCount(r.count, 'count', { positive: false });
+  const payload = r.payload === undefined || r.payload === null ? null : serializePayload(r.payload, 'payload');
+  return { deviceId, tsUs, tsText, count, payload };
+}
+
+/** Collects the outcome of one request across however many commits it takes. */
+class Outcome {
+  accepted = 0;
+  duplicates = 0;
+  total = 0;
+  rejectedTotal = 0;
+  readonly rejected: Rejection[] = [];
+
+  reject(index: number, error: unknown): void {
+    if (!(error instanceof ValidationError)) throw error;
+    this.rejectedTotal++;
+    if (this.rejected.length < MAX_LISTED_REJECTIONS) this.rejected.push({ index, field: error.field, message: error.message });
+  }
+
+  count(stored: Uint8Array): void {
+    for (const flag of stored) flag === 1 ? this.accepted++ : this.duplicates++;
+  }
+
+  send(reply: FastifyReply): FastifyReply {
+    const status = this.rejectedTotal === 0 ? 200 : this.rejectedTotal === this.total ? 400 : 207;
+    const body: Record<string, unknown> = { accepted: this.accepted, duplicates: this.duplicates, rejected: this.rejected };
+    if (this.rejectedTotal > this.rejected.length) body.rejected_total = this.rejectedTotal;
+    return reply.code(status).send(body);
+  }
+}
+
+async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, reply: FastifyReply) {
+  const outcome = new Outcome();
+  outcome.total = items.length;
+  const valid: Reading[] = [];
+  for (let i = 0; i < items.length; i++) {
+    try {
+      valid.push(readingFrom(items[i], query.precision, deps));
+    } catch (error) {
+      outcome.reject(i, error);
+    }
+  }
+  if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(valid));
+  return outcome.send(reply);
+}
+
+/** Splits a byte stream into lines without holding more than one line and one chunk. */
+async function* lines(stream: Readable): AsyncGenerator<string> {
+  let rest = '';
+  stream.setEncoding('utf8');
+  for await (const chunk of stream as AsyncIterable<string>) {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop()!;
+    if (rest.length > MAX_LINE_BYTES) throw new HttpError(413, 'PayloadTooLarge', `an NDJSON line is longer than ${MAX_LINE_BYTES} bytes`);
+    yield* parts;
+  }
+  if (rest !== '') yield rest;
+}
+
+async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, reply: FastifyReply) {
+  const outcome = new Outcome();
+  let chunk: Reading[] = [];
+  let index = 0;
+  for await (const raw of lines(stream)) {
+    const line = raw.trim();
+    const i = index++;
+    if (line === '') continue;
+    outcome.total++;
+    try {
+      let item: unknown;
+      try {
+        item = JSON.parse(line);
+      } catch {
+        throw new ValidationError('reading', `line ${i} is not valid JSON`);
+      }
+      chunk.push(readingFrom(item, query.precision, deps));
+    } catch (error) {
+      outcome.reject(i, error);
+    }
+    if (query.atomic) {
+      if (chunk.length > deps.maxReadings) throw new TooManyReadingsError('body', chunk.length, deps.maxReadings);
+    } else if (chunk.length >= STREAM_CHUNK) {
+      // Waiting for the commit before reading on is what bounds memory for a large stream.
+      outcome.count(await deps.batcher.submit(chunk));
+      chunk = [];
+    }
+  }
+  if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
+  if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(chunk));
+  return outcome.send(reply);
+}
+
+export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
+  // Hand the raw stream to the handler; Fastify's body limit applies to JSON bodies only.
+  app.addContentTypeParser('application/x-ndjson', (_request, payload, parsed) => parsed(null, payload));
+
+  app.post<{ Querystring: Query; Body: unknown }>(
+    '/v1/readings',
+    {
+      schema: {
+        tags: ['v1'],
+        summary: 'Store readings of many devices (JSON array or NDJSON)',
+        querystring: Query,
+        body: Body,
+      },
+      preValidation: limitReadings(deps.maxReadings, 'body', (body) => body),
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (Array.isArray(body)) {
+        if (body.length === 0) throw new ValidationError('body', 'body holds no readings');
+        return ingestArray(body, request.query, deps, reply);
+      }
+      if (request.headers['content-type']?.startsWith('application/x-ndjson')) {
+        return ingestNdjson(body as Readable, request.query, deps, reply);
+      }
+      throw new ValidationError('body', 'body must be a JSON array of readings {device_id, ts, count?, payload?}, or NDJSON');
+    },
+  );
+  done();
+};
