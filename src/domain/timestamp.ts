@@ -79,9 +79,12 @@ export function epochToMicros(value: unknown, unit: 's' | 'ms' | 'us', field: st
     throw new ValidationError(field, `${field} must be a number of ${unitName(unit)} since the Unix epoch`);
   }
   const factor = unit === 's' ? 1_000_000 : unit === 'ms' ? 1000 : 1;
-  // value * factor can miss the whole number by a rounding error (1.000001 * 1e6 is 1000000.9999999999):
-  // take the nearest whole microsecond and accept it when it converts back to exactly the value sent.
-  const us = Math.round(value * factor);
+  // value * factor can miss the whole number by a rounding error (1.000001 * 1e6 is 1000000.9999999999,
+  // 4363913714.560991 * 1e6 is …560991.5): accept the whole microsecond next to it that converts back
+  // to exactly the value sent.
+  const approx = value * factor;
+  let us = Math.round(approx);
+  if (us / factor !== value) us = approx < us ? us - 1 : us + 1;
   if (us / factor !== value) {
     throw new ValidationError(field, `${field} must be a whole number of ${unitName(unit)}${unit === 'us' ? '' : ' (or finer fractions up to a microsecond)'}`);
   }

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { RetentionWindow } from '../domain/retention.js';
+import { LIMITS } from '../domain/reading.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { TelemetryStore } from '../store/types.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
@@ -41,6 +42,9 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
   const app = Fastify({
     bodyLimit: options.bodyLimit,
     logger: options.logger,
+    // A device id may be 256 characters, and a path parameter is measured percent-encoded (up to
+    // 9 characters for one): Fastify's default of 100 made longer ids unreadable (a 414).
+    routerOptions: { maxParamLength: LIMITS.deviceIdMaxLength * 9 },
     // A log line per request would cost more than storing the reading; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // Nothing Tally serves needs prototype keys; refuse them rather than parse them.

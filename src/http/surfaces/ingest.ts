@@ -38,6 +38,14 @@ interface ReadingResult {
 
 const DUPLICATE = 'a reading for this device at this timestamp was already recorded';
 
+/**
+ * The timestamp to echo in a result: as sent when it is a string (or another scalar), null when it
+ * is an object or array, which no valid timestamp is and which could be nested too deep to serialise.
+ */
+function echoTimestamp(value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? null : value;
+}
+
 async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
   const deviceId = checkDeviceId(body.id, 'id');
   const raw = body.readings;
@@ -59,7 +67,7 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
       validIndex.push(i);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      results[i] = { id: deviceId, timestamp, success: false, status: 400, error: error.message };
+      results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: 400, error: error.message };
     }
   }
 

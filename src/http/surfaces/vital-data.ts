@@ -20,7 +20,8 @@ type VitalBody = Static<typeof VitalBody>;
 const SORTS = ['deviceId', 'heartRate', 'breathRate', 'timestamp'] as const;
 const VitalQuery = Type.Object({
   count: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  // Bounded so the store is never handed an offset it cannot bind (1e20 was a 500).
+  offset: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }),
   sortBy: Type.Enum([...SORTS], { default: 'timestamp' }),
   orderBy: Type.Enum(['asc', 'desc'], { default: 'desc' }),
 });
