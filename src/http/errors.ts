@@ -96,7 +96,10 @@ export function describeError(error: unknown): Problem {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's own client errors (bad JSON, content type, body size) carry safe messages.
     const code: HttpErrorCode = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : 'InvalidInput';
-    const message = status === 400 && fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'body is not valid JSON' : (fastifyError.message ?? 'bad request');
+    const message =
+      status === 400 && fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+        ? 'body is not valid JSON (or holds a forbidden __proto__ or constructor.prototype key)'
+        : (fastifyError.message ?? 'bad request');
     return { status, code, message, field: status === 415 ? 'content-type' : 'body' };
   }
   return { status: 500, code: 'Internal', message: 'internal error' };

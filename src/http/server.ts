@@ -1,5 +1,5 @@
 import Ajv from 'ajv';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { RetentionWindow } from '../domain/retention.js';
@@ -45,6 +45,11 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
     // A device id may be 256 characters, and a path parameter is measured percent-encoded (up to
     // 9 characters for one): Fastify's default of 100 made longer ids unreadable (a 414).
     routerOptions: { maxParamLength: LIMITS.deviceIdMaxLength * 9 },
+    // Errors raised before routing (a malformed URL, an over-long path parameter) in Tally's shape.
+    frameworkErrors: (error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      void (reply as FastifyReply).code(status).send({ error: { code: 'InvalidInput', message: error.message, field: 'url' } });
+    },
     // A log line per request would cost more than storing the reading; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // Nothing Tally serves needs prototype keys; refuse them rather than parse them.

@@ -50,9 +50,12 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
       const { id, readings } = request.body;
       const deviceId = checkUuid(id, 'id');
       // Every reading is checked before any is queued: one bad reading stores nothing.
-      const batch = readings.map((r, i) =>
-        readingFromText(deviceId, r.timestamp, checkCount(r.count, `readings[${i}].count`, { positive: true }), null, `readings[${i}].timestamp`),
-      );
+      const batch = readings.map((r, i) => {
+        const count = checkCount(r.count, `readings[${i}].count`, { positive: true });
+        const reading = readingFromText(deviceId, r.timestamp, count, null, `readings[${i}].timestamp`);
+        deps.retention?.check(reading.tsUs, `readings[${i}].timestamp`);
+        return reading;
+      });
       await deps.batcher.submit(batch);
       return reply.code(201).send(OK);
     },

@@ -63,7 +63,9 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
         throw new ValidationError(`readings[${i}]`, `readings[${i}] must be an object {timestamp, count}`);
       }
       const count = checkCount(item.count, `readings[${i}].count`, { positive: false });
-      valid.push(readingFromText(deviceId, timestamp, count, null, `readings[${i}].timestamp`));
+      const reading = readingFromText(deviceId, timestamp, count, null, `readings[${i}].timestamp`);
+      deps.retention?.check(reading.tsUs, `readings[${i}].timestamp`);
+      valid.push(reading);
       validIndex.push(i);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
@@ -91,6 +93,7 @@ async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, re
   if (body.data_payload === undefined) throw new ValidationError('data_payload', 'data_payload is required (a JSON object)');
   const payload = serializePayload(body.data_payload, 'data_payload');
   const reading = readingFromText(deviceId, body.timestamp, null, payload, 'timestamp');
+  deps.retention?.check(reading.tsUs, 'timestamp');
   const [stored] = await deps.batcher.submit([reading]);
   return stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
 }

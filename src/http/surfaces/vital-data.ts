@@ -69,6 +69,7 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
       count: null,
       payload: JSON.stringify(vitals),
     };
+    deps.retention?.check(reading.tsUs, 'timestamp');
     await deps.batcher.submit([reading]);
     return reply.code(202).send({ status: 'accepted' });
   });

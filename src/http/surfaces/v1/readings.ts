@@ -22,16 +22,22 @@ type Query = Static<typeof Query>;
 
 /**
  * Items carry descriptions but no types: each reading is validated on its own so that a bad one is
- * reported by index instead of failing the whole request.
+ * reported by index instead of failing the whole request. The second branch lets any item through
+ * schema validation (a non-object is then rejected by index, like any other bad reading).
  */
 const ReadingItem = {
-  type: 'object',
-  properties: {
-    device_id: { description: 'string, 1-256 characters', examples: ['meter-17'] },
-    ts: { description: 'RFC 3339 with a zone, or a number with ?precision', examples: ['2025-06-18T10:00:00Z'] },
-    count: { description: 'optional integer >= 0', examples: [3] },
-    payload: { description: 'optional JSON object (64 KiB, depth 32)', examples: [{ heartRateValue: 88 }] },
-  },
+  anyOf: [
+    {
+      type: 'object',
+      properties: {
+        device_id: { description: 'string, 1-256 characters', examples: ['meter-17'] },
+        ts: { description: 'RFC 3339 with a zone, or a number with ?precision', examples: ['2025-06-18T10:00:00Z'] },
+        count: { description: 'optional integer >= 0', examples: [3] },
+        payload: { description: 'optional JSON object (64 KiB, depth 32)', examples: [{ heartRateValue: 88 }] },
+      },
+    },
+    { description: 'anything else is reported in `rejected` by its index' },
+  ],
 };
 
 const Body = {
@@ -93,8 +99,9 @@ class Outcome {
     for (const flag of stored) flag === 1 ? this.accepted++ : this.duplicates++;
   }
 
-  send(reply: FastifyReply): FastifyReply {
-    const status = this.rejectedTotal === 0 ? 200 : this.rejectedTotal === this.total ? 400 : 207;
+  send(reply: FastifyReply, atomic: boolean): FastifyReply {
+    // An atomic request with any rejection stored nothing: that is a 400, not a partial 207.
+    const status = this.rejectedTotal === 0 ? 200 : atomic || this.rejectedTotal === this.total ? 400 : 207;
     const body: Record<string, unknown> = { accepted: this.accepted, duplicates: this.duplicates, rejected: this.rejected };
     if (this.rejectedTotal > this.rejected.length) body.rejected_total = this.rejectedTotal;
     return reply.code(status).send(body);
@@ -113,7 +120,7 @@ async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, re
     }
   }
   if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(valid));
-  return outcome.send(reply);
+  return outcome.send(reply, query.atomic);
 }
 
 /** Splits a byte stream into lines without holding more than one line and one chunk. */
@@ -159,7 +166,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
   }
   if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
   if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(chunk));
-  return outcome.send(reply);
+  return outcome.send(reply, query.atomic);
 }
 
 export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
