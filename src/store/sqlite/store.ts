@@ -316,7 +316,7 @@ export class SqliteStore implements TelemetryStore {
   async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
     const raw = query.field.kind === 'count' ? 'count' : `json_extract(payload, ${jsonPath(query.field.name)})`;
     // Only numbers are aggregated; a text or object in the field counts as absent.
-    const value = `CASE WHEN typeof(${raw}) IN ('integer', 'real') THEN ${raw} END`;
+    const value = query.field.kind === 'count' ? raw : `CASE WHEN json_type(payload, ${jsonPath(query.field.name)}) IN ('integer', 'real') THEN ${raw} END`;
     return this.statement(
       `SELECT bucket AS startUs, count(v) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, avg(v) AS avg
        FROM (
