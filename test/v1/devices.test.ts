@@ -212,6 +212,17 @@ describe('GET /v1/devices', () => {
       expect(res.json.error.field).toBe('cursor');
     }
   });
+
+  test('a cursor reused for another sort, order or prefix is a 400, not a silent gap', async () => {
+    const first = await get(t, '/v1/devices?limit=3&sort=device_id');
+    const cursor = encodeURIComponent(first.json.next_cursor);
+    expect((await get(t, `/v1/devices?limit=3&sort=device_id&cursor=${cursor}`)).status).toBe(200);
+    for (const other of ['sort=reading_count', 'sort=device_id&order=desc', 'sort=device_id&prefix=dev-1']) {
+      const res = await get(t, `/v1/devices?limit=3&${other}&cursor=${cursor}`);
+      expect(res.status, other).toBe(400);
+      expect(res.json.error.field).toBe('cursor');
+    }
+  });
 });
 
 describe('paging while devices are inserted', () => {

@@ -35,25 +35,40 @@ interface PagedDeviceRow extends DeviceRow {
   sort_value: number | string | null;
 }
 
-/** What a device-page cursor holds: the last item's sort value and its device key. */
+/**
+ * What a device-page cursor holds: the last item's sort value and device key, and the listing it
+ * belongs to (sort, order, prefix), so that reusing it for another listing is an error, not a gap.
+ */
 interface PageCursor {
+  q: string;
   v: number | string | null;
   k: number;
+}
+
+function listingOf(query: DevicePageQuery): string {
+  const sort = query.sort.by === 'payload' ? `payload.${query.sort.fields.join(',')}` : query.sort.by;
+  return `${sort}|${query.order}|${query.prefix ?? ''}`;
 }
 
 function encodePageCursor(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-function decodePageCursor(text: string): PageCursor {
+function decodePageCursor(text: string, listing: string): PageCursor {
+  let c: PageCursor | undefined;
   try {
-    const c = JSON.parse(Buffer.from(text, 'base64url').toString()) as PageCursor;
-    const valueOk = c.v === null || typeof c.v === 'number' || typeof c.v === 'string';
-    if (typeof c === 'object' && c !== null && valueOk && Number.isInteger(c.k)) return c;
+    c = JSON.parse(Buffer.from(text, 'base64url').toString()) as PageCursor;
   } catch {
-    // fall through to the error below
+    // reported below
   }
-  throw new ValidationError('cursor', 'cursor is not one this service issued; pass next_cursor unchanged');
+  const valueOk = c?.v === null || typeof c?.v === 'number' || typeof c?.v === 'string';
+  if (typeof c !== 'object' || c === null || !valueOk || !Number.isInteger(c.k) || typeof c.q !== 'string') {
+    throw new ValidationError('cursor', 'cursor is not one this service issued; pass next_cursor unchanged');
+  }
+  if (c.q !== listing) {
+    throw new ValidationError('cursor', 'cursor belongs to a listing with another sort, order or prefix; start again without it');
+  }
+  return c;
 }
 
 interface ReadingRow {
@@ -287,7 +302,7 @@ export class SqliteStore implements TelemetryStore {
       params.push(query.prefix, query.prefix, query.prefix, query.prefix);
     }
     if (query.cursor !== undefined) {
-      const c = decodePageCursor(query.cursor);
+      const c = decodePageCursor(query.cursor, listingOf(query));
       if (query.sort.by !== 'payload') {
         where.push(`(${value}, key) ${cmp} (?, ?)`);
         params.push(c.v, c.k);
@@ -309,7 +324,7 @@ export class SqliteStore implements TelemetryStore {
     const last = rows.length === query.limit ? rows[rows.length - 1] : undefined;
     return {
       items: rows.map(toSummary),
-      nextCursor: last === undefined ? null : encodePageCursor({ v: last.sort_value, k: last.key }),
+      nextCursor: last === undefined ? null : encodePageCursor({ q: listingOf(query), v: last.sort_value, k: last.key }),
     };
   }
 

@@ -111,9 +111,12 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
     async (request) => {
       const q = request.query;
       const d = await device(request.params.id);
+      const fromUs = queryInstant(q.from, 'from');
+      const toUs = queryInstant(q.to, 'to');
+      if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new ValidationError('to', 'to must not be before from');
       const items = await deps.store.deviceReadings(d.deviceId, {
-        fromUs: queryInstant(q.from, 'from'),
-        toUs: queryInstant(q.to, 'to'),
+        fromUs,
+        toUs,
         order: q.order,
         limit: q.limit,
         afterTsUs: q.cursor === undefined ? undefined : decodeTsCursor(q.cursor),
@@ -132,7 +135,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
       const fromUs = queryInstant(q.from, 'from') ?? d.firstTsUs;
       const toUs = queryInstant(q.to, 'to') ?? d.latestTsUs + 1;
       const everyUs = parseDuration(q.every, 'every');
-      if (toUs <= fromUs) throw new ValidationError('to', 'to must be after from');
+      if (toUs < fromUs) throw new ValidationError('to', 'to must not be before from');
       if ((toUs - fromUs) / everyUs > MAX_BUCKETS) {
         throw new ValidationError('every', `every=${q.every} over this range makes more than ${MAX_BUCKETS} buckets; widen every or narrow from/to`);
       }

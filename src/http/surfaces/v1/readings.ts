@@ -58,7 +58,7 @@ const MAX_LISTED_REJECTIONS = 1000;
 /** Readings per commit while streaming NDJSON. */
 const STREAM_CHUNK = 5000;
 /** Longest NDJSON line: a 64 KiB payload plus generous room for the rest. */
-const MAX_LINE_BYTES = 256 * 1024;
+const MAX_LINE_CHARS = 256 * 1024;
 
 function readingFrom(item: unknown, precision: Query['precision'], deps: SurfaceDeps): Reading {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -123,6 +123,10 @@ async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, re
   return outcome.send(reply, query.atomic);
 }
 
+function lineTooLong(): HttpError {
+  return new HttpError(413, 'PayloadTooLarge', `an NDJSON line is longer than ${MAX_LINE_CHARS} characters`);
+}
+
 /** Splits a byte stream into lines without holding more than one line and one chunk. */
 async function* lines(stream: Readable): AsyncGenerator<string> {
   let rest = '';
@@ -130,8 +134,11 @@ async function* lines(stream: Readable): AsyncGenerator<string> {
   for await (const chunk of stream as AsyncIterable<string>) {
     const parts = (rest + chunk).split('\n');
     rest = parts.pop()!;
-    if (rest.length > MAX_LINE_BYTES) throw new HttpError(413, 'PayloadTooLarge', `an NDJSON line is longer than ${MAX_LINE_BYTES} bytes`);
-    yield* parts;
+    if (rest.length > MAX_LINE_CHARS) throw lineTooLong();
+    for (const part of parts) {
+      if (part.length > MAX_LINE_CHARS) throw lineTooLong();
+      yield part;
+    }
   }
   if (rest !== '') yield rest;
 }
@@ -140,6 +147,19 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
   const outcome = new Outcome();
   let chunk: Reading[] = [];
   let index = 0;
+  // One chunk commits while the next is parsed; never more, which is what bounds memory.
+  let committing: Promise<void> | undefined;
+  let commitError: unknown;
+  const commit = async (readings: Reading[]) => {
+    await committing;
+    if (commitError !== undefined) throw commitError;
+    committing = deps.batcher.submit(readings).then(
+      (stored) => outcome.count(stored),
+      (error: unknown) => {
+        commitError = error;
+      },
+    );
+  };
   for await (const raw of lines(stream)) {
     const line = raw.trim();
     const i = index++;
@@ -159,13 +179,14 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
     if (query.atomic) {
       if (chunk.length > deps.maxReadings) throw new TooManyReadingsError('body', chunk.length, deps.maxReadings);
     } else if (chunk.length >= STREAM_CHUNK) {
-      // Waiting for the commit before reading on is what bounds memory for a large stream.
-      outcome.count(await deps.batcher.submit(chunk));
+      await commit(chunk);
       chunk = [];
     }
   }
   if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
-  if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(chunk));
+  if (!(query.atomic && outcome.rejectedTotal > 0)) await commit(chunk);
+  await committing;
+  if (commitError !== undefined) throw commitError;
   return outcome.send(reply, query.atomic);
 }
 
