@@ -5,6 +5,7 @@ import { checkCount, checkUuid, readingFromText } from '../../domain/reading.js'
 import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
 import type { DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
+import { reply as doc } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -26,6 +27,9 @@ const DeviceParams = Type.Object({ id: Type.String() });
 type DeviceParams = Static<typeof DeviceParams>;
 
 const OK = { status: 'ok' } as const;
+const tags = ['bright-counter'];
+const Status = Type.Object({ status: Type.String() });
+const ERRORS = 'Errors: {"status":"error","error_message":"...","status_code":N}.';
 
 function renderError(problem: Problem): unknown {
   return { status: 'error', error_message: problem.message, status_code: problem.status };
@@ -41,11 +45,23 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
     return device;
   }
 
-  app.get('/api/ping', async () => OK);
+  app.get(
+    '/api/ping',
+    { schema: { tags, summary: 'Uptime check', response: { 200: doc('Up', Status, OK) } } },
+    async () => OK,
+  );
 
   app.post<{ Body: CreateBody }>(
     '/api/device-readings/create',
-    { schema: { body: CreateBody }, preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
+    {
+      schema: {
+        tags,
+        summary: 'Store readings of one device, all or nothing',
+        description: `id must be a UUID; counts must be > 0; one invalid reading stores nothing (400); duplicates are ignored. ${ERRORS}`,
+        body: CreateBody,
+        response: { 201: doc('Stored (committed)', Status, OK) },
+      },
+      preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
     async (request, reply) => {
       const { id, readings } = request.body;
       const deviceId = checkUuid(id, 'id');
@@ -63,7 +79,15 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
 
   app.get<{ Params: DeviceParams }>(
     '/api/device-readings/:id/latest-timestamp',
-    { schema: { params: DeviceParams } },
+    {
+      schema: {
+        tags,
+        summary: "The device's latest timestamp, in the offset it was sent with",
+        description: `404 when the device has no readings. ${ERRORS}`,
+        params: DeviceParams,
+        response: { 200: doc('Latest timestamp', Type.Object({ timestamp: Type.String() }), { timestamp: '2021-09-29T16:09:15+0100' }) },
+      },
+    },
     async (request) => {
       const device = await summary(request.params.id);
       const offset = device.latestTsText === null ? 0 : parseTimestamp(device.latestTsText, 'timestamp').offsetMinutes;
@@ -73,7 +97,15 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
 
   app.get<{ Params: DeviceParams }>(
     '/api/device-readings/:id/cumulative-count',
-    { schema: { params: DeviceParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Sum of all stored counts of the device',
+        description: `404 when the device has no readings. ${ERRORS}`,
+        params: DeviceParams,
+        response: { 200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 23 }) },
+      },
+    },
     async (request) => ({ cumulative_count: (await summary(request.params.id)).cumulativeCount }),
   );
 

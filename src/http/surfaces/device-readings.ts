@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
 import { formatUtc } from '../../domain/timestamp.js';
 import type { DeviceSummary } from '../../store/types.js';
+import { OpenObject, reply as doc } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 004, the device readings API: reads. Timestamps come back exactly as they were sent. */
@@ -17,17 +18,45 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
     return device;
   }
   const latest = (d: DeviceSummary) => d.latestTsText ?? formatUtc(d.latestTsUs);
-  const schema = { params: DeviceParams };
+  const tags = ['device-readings'];
+  const description = '404 {"error":{"message"}} when the device has no readings. Timestamps as sent.';
+  const latestSchema = {
+    tags,
+    summary: "The device's latest timestamp",
+    description,
+    params: DeviceParams,
+    response: { 200: doc('Latest', Type.Object({ latest_timestamp: Type.String() }), { latest_timestamp: '2023-01-01T00:00:00Z' }) },
+  };
+  const countSchema = {
+    tags,
+    summary: 'Sum of all stored counts of the device',
+    description,
+    params: DeviceParams,
+    response: { 200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 300 }) },
+  };
+  const deviceSchema = {
+    tags,
+    summary: 'Every reading of the device (timestamp → count), its latest timestamp and cumulative count',
+    description,
+    params: DeviceParams,
+    response: {
+      200: doc(
+        'The device',
+        Type.Object({ data: OpenObject, latest_timestamp: Type.String(), cumulative_count: Type.Integer() }),
+        { data: { '2023-01-01T00:00:00Z': 3, '2023-01-01T00:00:01Z': 2 }, latest_timestamp: '2023-01-01T00:00:01Z', cumulative_count: 5 },
+      ),
+    },
+  };
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId/latest_timestamp', { schema }, async (request) => ({
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId/latest_timestamp', { schema: latestSchema }, async (request) => ({
     latest_timestamp: latest(await summary(request.params.deviceId)),
   }));
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId/cumulative_count', { schema }, async (request) => ({
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId/cumulative_count', { schema: countSchema }, async (request) => ({
     cumulative_count: (await summary(request.params.deviceId)).cumulativeCount,
   }));
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema }, async (request) => {
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema: deviceSchema }, async (request) => {
     const device = await summary(request.params.deviceId);
     const data: Record<string, number | null> = {};
     for (const r of await deps.store.deviceReadings(device.deviceId, { order: 'asc' })) {

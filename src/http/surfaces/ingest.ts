@@ -2,6 +2,7 @@ import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { ValidationError } from '../../domain/errors.js';
 import { checkCount, checkDeviceId, readingFromText, serializePayload, type Reading } from '../../domain/reading.js';
+import { AsSent, reply as doc } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -24,6 +25,22 @@ const IngestBody = Type.Object(
   },
 );
 
+const Result = Type.Object({
+  id: Type.String(),
+  timestamp: AsSent,
+  success: Type.Boolean(),
+  status: Type.Integer({ description: '201 stored, 409 duplicate, 400 invalid' }),
+  error: Type.Optional(Type.String()),
+});
+const Results = Type.Object({ results: Type.Array(Result) });
+const resultsExample = {
+  results: [
+    { id: '1234', timestamp: '2023-01-01T00:00:00Z', success: true, status: 201 },
+    { id: '1234', timestamp: '2023-01-01T00:00:00Z', success: false, status: 409, error: 'a reading for this device at this timestamp was already recorded' },
+  ],
+};
+const Status = Type.Object({ status: Type.String() });
+
 const SHAPES =
   'body must be either {"id": string, "readings": [{"timestamp": string, "count": integer}]} ' +
   'or {"device_id": string, "timestamp": string, "data_payload": object}';
@@ -40,10 +57,11 @@ const DUPLICATE = 'a reading for this device at this timestamp was already recor
 
 /**
  * The timestamp to echo in a result: as sent when it is a string (or another scalar), null when it
- * is an object or array, which no valid timestamp is and which could be nested too deep to serialise.
+ * is missing, or an object or array, which no valid timestamp is and which could be nested too deep
+ * to serialise.
  */
 function echoTimestamp(value: unknown): unknown {
-  return typeof value === 'object' && value !== null ? null : value;
+  return value === undefined || typeof value === 'object' ? null : value;
 }
 
 async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
@@ -101,7 +119,20 @@ async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, re
 export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.post<{ Body: Record<string, unknown> }>(
     '/ingest',
-    { schema: { body: IngestBody }, preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
+    {
+      schema: {
+        tags: ['device-readings', 'records'],
+        summary: 'Store device readings {id, readings} or one record {device_id, timestamp, data_payload}',
+        description: 'Errors: {"error":{"code","message","field"}}.',
+        body: IngestBody,
+        response: {
+          200: doc('Record: a duplicate, nothing changed', Status, { status: 'duplicate' }),
+          201: doc('Record: stored', Status, { status: 'ok' }),
+          202: doc('Device readings: every reading stored', Results, { results: [resultsExample.results[0]] }),
+          207: doc('Device readings: some readings not stored', Results, resultsExample),
+        },
+      },
+      preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
     async (request, reply) => {
       const body = request.body;
       if ('readings' in body || 'id' in body) return ingestDeviceReadings(deps, body, reply);

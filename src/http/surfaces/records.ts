@@ -4,6 +4,7 @@ import { ValidationError } from '../../domain/errors.js';
 import type { Reading } from '../../domain/reading.js';
 import { formatUtc } from '../../domain/timestamp.js';
 import type { RecordCursor, StoredReading } from '../../store/types.js';
+import { OpenObject, Payload, reply as doc } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 000, the records API: availability, stored records (newest first) and the write buffer. */
@@ -13,6 +14,15 @@ const RecordsQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: 'next_cursor from the previous page' })),
 });
 type RecordsQuery = Static<typeof RecordsQuery>;
+
+const tags = ['records'];
+const RecordSchema = Type.Object({
+  device_id: Type.String(),
+  timestamp: Type.String(),
+  data_payload: Payload,
+  count: Type.Union([Type.Integer(), Type.Null()]),
+});
+const recordExample = { device_id: 'dev-1', timestamp: '2025-09-09T17:00:00Z', data_payload: { gene_count: 12, sample_quality: 0.98 }, count: null };
 
 function recordOf(r: Reading) {
   return {
@@ -34,9 +44,25 @@ function decodeCursor(cursor: string): RecordCursor {
 }
 
 export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
-  app.get('/', async () => ({ status: 'ok', service: 'tally' }));
+  app.get(
+    '/',
+    { schema: { tags, summary: 'Availability', response: { 200: doc('Up', OpenObject, { status: 'ok', service: 'tally' }) } } },
+    async () => ({ status: 'ok', service: 'tally' }),
+  );
 
-  app.get<{ Querystring: RecordsQuery }>('/records', { schema: { querystring: RecordsQuery } }, async (request) => {
+  const recordsSchema = {
+    tags,
+    summary: 'Stored records, newest timestamp first, paginated',
+    querystring: RecordsQuery,
+    response: {
+      200: doc(
+        'A page of records',
+        Type.Object({ records: Type.Array(RecordSchema), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+        { records: [recordExample], next_cursor: null },
+      ),
+    },
+  };
+  app.get<{ Querystring: RecordsQuery }>('/records', { schema: recordsSchema }, async (request) => {
     const { limit, cursor } = request.query;
     const page = await deps.store.listRecords(limit, cursor === undefined ? undefined : decodeCursor(cursor));
     const last = page.length === limit ? page[page.length - 1] : undefined;
@@ -45,7 +71,25 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
 
   // The seed merged a buffer into the main store at a threshold. In Tally the buffer is the
   // group-commit queue: accepted, not yet committed, and not yet acknowledged to the sender.
-  app.get('/check-buffer', async () => {
+  const bufferSchema = {
+    tags,
+    summary: 'Readings accepted but not yet committed (the group-commit queue)',
+    response: {
+      200: doc(
+        'The write buffer',
+        Type.Object({
+          size: Type.Integer(),
+          queued: Type.Integer(),
+          writing: Type.Integer(),
+          threshold: Type.Integer({ description: 'most readings in one transaction' }),
+          limit: Type.Integer({ description: 'most readings waiting before writes get 503' }),
+          records: Type.Array(RecordSchema),
+        }),
+        { size: 0, queued: 0, writing: 0, threshold: 20000, limit: 100000, records: [] },
+      ),
+    },
+  };
+  app.get('/check-buffer', { schema: bufferSchema }, async () => {
     const stats = deps.batcher.stats();
     return {
       size: stats.queued + stats.writing,

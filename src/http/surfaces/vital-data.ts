@@ -4,6 +4,7 @@ import { checkDeviceId } from '../../domain/reading.js';
 import { epochToMicros, formatUtc } from '../../domain/timestamp.js';
 import type { DeviceSort, DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
+import { reply as doc } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 003, vital data: integer-second timestamps, numeric vital fields, latest state of every device. */
@@ -34,6 +35,21 @@ const SORT_BY: Record<(typeof SORTS)[number], DeviceSort> = {
   timestamp: { by: 'latestTs' },
 };
 
+const tags = ['vital-data'];
+const Nullable = (schema: ReturnType<typeof Type.Number>) => Type.Union([schema, Type.Null()]);
+const Resource = Type.Object(
+  {
+    deviceId: Type.String(),
+    heartRate: Nullable(Type.Number()),
+    breathRate: Nullable(Type.Number()),
+    bloodPressureSystolic: Nullable(Type.Number()),
+    bloodPressureDiastolic: Nullable(Type.Number()),
+    lastUpdated: Type.String(),
+  },
+  { additionalProperties: true, description: 'the latest reading of a device; extra vital fields are kept' },
+);
+const ERRORS = 'Invalid input: 400 {"status":"error","message":"Invalid payload","issues":[{"path","message"}]}.';
+
 function renderError(problem: Problem): unknown {
   if (problem.status === 400) {
     const issues = problem.issues ?? [{ path: problem.field ? [problem.field] : [], message: problem.message }];
@@ -60,7 +76,14 @@ function resourceOf(device: DeviceSummary) {
 export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
 
-  app.post<{ Body: VitalBody }>('/vital-data', { schema: { body: VitalBody } }, async (request, reply) => {
+  const postSchema = {
+    tags,
+    summary: 'Store one measurement (acknowledged after the commit)',
+    description: ERRORS,
+    body: VitalBody,
+    response: { 202: doc('Stored', Type.Object({ status: Type.String() }), { status: 'accepted' }) },
+  };
+  app.post<{ Body: VitalBody }>('/vital-data', { schema: postSchema }, async (request, reply) => {
     const { device, timestamp, ...vitals } = request.body;
     const reading = {
       deviceId: checkDeviceId(device, 'device'),
@@ -74,7 +97,21 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
     return reply.code(202).send({ status: 'accepted' });
   });
 
-  app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: { querystring: VitalQuery } }, async (request) => {
+  const getSchema = {
+    tags,
+    summary: 'Latest state of every device, sorted and paginated',
+    description: ERRORS,
+    querystring: VitalQuery,
+    response: {
+      200: doc('Latest state', Type.Object({ total: Type.Integer(), resources: Type.Array(Resource) }), {
+        total: 1,
+        resources: [
+          { deviceId: 'fitband-alpha', heartRate: 88, breathRate: null, bloodPressureSystolic: null, bloodPressureDiastolic: null, lastUpdated: '2025-06-18T10:00:00Z' },
+        ],
+      }),
+    },
+  };
+  app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: getSchema }, async (request) => {
     const { count, offset, sortBy, orderBy } = request.query;
     const { total, items } = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset });
     return { total, resources: items.map(resourceOf) };

@@ -5,6 +5,7 @@ import { NotFoundError, ValidationError } from '../../../domain/errors.js';
 import { formatUtc } from '../../../domain/timestamp.js';
 import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
 import { HttpError } from '../../errors.js';
+import { Payload, reply as doc } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
 import { decodeTsCursor, deviceItem, encodeTsCursor, queryInstant, readingItem } from './format.js';
 
@@ -56,6 +57,38 @@ const AggregateQuerySchema = Type.Object({
 });
 type AggregateQuerySchema = Static<typeof AggregateQuerySchema>;
 
+const DeviceItem = Type.Object({
+  device_id: Type.String(),
+  first_ts: Type.String(),
+  latest_ts: Type.String(),
+  reading_count: Type.Integer(),
+  cumulative_count: Type.Integer(),
+  latest_payload: Payload,
+});
+const deviceExample = {
+  device_id: 'meter-1',
+  first_ts: '2025-06-18T10:00:00Z',
+  latest_ts: '2025-06-18T10:01:00Z',
+  reading_count: 2,
+  cumulative_count: 5,
+  latest_payload: { temp: 21.5 },
+};
+const ReadingItem = Type.Object({
+  device_id: Type.String(),
+  ts: Type.String(),
+  count: Type.Union([Type.Integer(), Type.Null()]),
+  payload: Payload,
+});
+const NextCursor = Type.Union([Type.String(), Type.Null()], { description: 'pass as cursor for the next page; null on the last' });
+const Bucket = Type.Object({
+  start: Type.String(),
+  count: Type.Optional(Type.Integer()),
+  sum: Type.Optional(Type.Number()),
+  min: Type.Optional(Type.Number()),
+  max: Type.Optional(Type.Number()),
+  avg: Type.Optional(Type.Number()),
+});
+
 /** Buckets one aggregate query may return. */
 const MAX_BUCKETS = 10_000;
 
@@ -85,7 +118,14 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
 
   app.get<{ Querystring: ListQuery }>(
     '/v1/devices',
-    { schema: { tags, summary: 'Latest state of all devices, sorted, keyset-paginated', querystring: ListQuery } },
+    {
+      schema: {
+        tags,
+        summary: 'Latest state of all devices, sorted, keyset-paginated',
+        querystring: ListQuery,
+        response: { 200: doc('A page of devices', Type.Object({ items: Type.Array(DeviceItem), next_cursor: NextCursor }), { items: [deviceExample], next_cursor: null }) },
+      },
+    },
     async (request) => {
       const q = request.query;
       const page = await deps.store.listDevicePage({
@@ -101,13 +141,28 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
 
   app.get<{ Params: DeviceParams }>(
     '/v1/devices/:id',
-    { schema: { tags, summary: "A device's summary", params: DeviceParams } },
+    {
+      schema: { tags, summary: "A device's summary (404 if unknown)", params: DeviceParams, response: { 200: doc('The device', DeviceItem, deviceExample) } },
+    },
     async (request) => deviceItem(await device(request.params.id)),
   );
 
   app.get<{ Params: DeviceParams; Querystring: HistoryQuery }>(
     '/v1/devices/:id/readings',
-    { schema: { tags, summary: "A device's readings in a time range", params: DeviceParams, querystring: HistoryQuery } },
+    {
+      schema: {
+        tags,
+        summary: "A device's readings in a time range, keyset-paginated",
+        params: DeviceParams,
+        querystring: HistoryQuery,
+        response: {
+          200: doc('A page of readings', Type.Object({ items: Type.Array(ReadingItem), next_cursor: NextCursor }), {
+            items: [{ device_id: 'meter-1', ts: '2025-06-18T10:00:00Z', count: 3, payload: { temp: 21.5 } }],
+            next_cursor: null,
+          }),
+        },
+      },
+    },
     async (request) => {
       const q = request.query;
       const d = await device(request.params.id);
@@ -128,7 +183,19 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
 
   app.get<{ Params: DeviceParams; Querystring: AggregateQuerySchema }>(
     '/v1/devices/:id/aggregate',
-    { schema: { tags, summary: 'Epoch-aligned bucketed aggregates', params: DeviceParams, querystring: AggregateQuerySchema } },
+    {
+      schema: {
+        tags,
+        summary: 'Epoch-aligned bucketed aggregates, computed in the store',
+        params: DeviceParams,
+        querystring: AggregateQuerySchema,
+        response: {
+          200: doc('Non-empty buckets, oldest first', Type.Object({ buckets: Type.Array(Bucket) }), {
+            buckets: [{ start: '2025-06-18T10:00:00Z', count: 12, avg: 21.4 }],
+          }),
+        },
+      },
+    },
     async (request) => {
       const q = request.query;
       const d = await device(request.params.id);
@@ -154,7 +221,14 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
 
   app.delete<{ Params: DeviceParams }>(
     '/v1/devices/:id',
-    { schema: { tags, summary: 'Remove a device and its readings (admin)', params: DeviceParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Remove a device and its readings (admin: Authorization: Bearer <TALLY_ADMIN_TOKEN>)',
+        params: DeviceParams,
+        response: { 204: { description: 'Removed', type: 'null' } },
+      },
+    },
     async (request, reply) => {
       requireAdmin(request, deps.adminToken);
       if (!(await deps.store.deleteDevice(request.params.id))) throw new NotFoundError(`device ${JSON.stringify(request.params.id)} not found`);

@@ -5,6 +5,7 @@ import { TooManyReadingsError, ValidationError } from '../../../domain/errors.js
 import { checkCount, checkDeviceId, serializePayload, type Reading } from '../../../domain/reading.js';
 import { epochToMicros, parseTimestamp } from '../../../domain/timestamp.js';
 import { HttpError } from '../../errors.js';
+import { reply as doc } from '../../docs.js';
 import { limitReadings } from '../../limits.js';
 import type { SurfaceDeps } from '../../server.js';
 
@@ -46,6 +47,14 @@ const Body = {
     'application/x-ndjson': { schema: { description: 'One reading object per line, streamed' } },
   },
 };
+
+const Outcome_ = Type.Object({
+  accepted: Type.Integer({ description: 'readings stored' }),
+  duplicates: Type.Integer({ description: 'readings already stored (first write wins); nothing changed' }),
+  rejected: Type.Array(Type.Object({ index: Type.Integer(), field: Type.String(), message: Type.String() })),
+  rejected_total: Type.Optional(Type.Integer({ description: 'present when more were rejected than listed (1,000)' })),
+});
+const rejectedExample = { index: 1, field: 'ts', message: 'ts is a number: pass ?precision=s, ms or us to say its unit' };
 
 interface Rejection {
   index: number;
@@ -200,8 +209,15 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
       schema: {
         tags: ['v1'],
         summary: 'Store readings of many devices (JSON array or NDJSON)',
+        description:
+          'Answers 200 when nothing was rejected, 207 when some readings were (the valid ones are stored), and 400 with the same ' +
+          'body when every reading was (or atomic=true and any was). A request-level error is {"error":{"code","message","field"}}.',
         querystring: Query,
         body: Body,
+        response: {
+          200: doc('Nothing rejected', Outcome_, { accepted: 2, duplicates: 0, rejected: [] }),
+          207: doc('Some readings rejected; the valid ones are stored', Outcome_, { accepted: 1, duplicates: 0, rejected: [rejectedExample] }),
+        },
       },
       preValidation: limitReadings(deps.maxReadings, 'body', (body) => body),
     },
