@@ -26,11 +26,21 @@ export const LIMITS = {
 // C0 controls, DEL and C1 controls.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
+function codePoints(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}
+
 export function checkDeviceId(value: unknown, field: string): string {
   if (typeof value !== 'string') throw new ValidationError(field, `${field} must be a string`);
-  if (value.length === 0 || value.length > LIMITS.deviceIdMaxLength) {
+  // Characters, not UTF-16 units: count code points only when the units could exceed the limit.
+  const length = value.length > LIMITS.deviceIdMaxLength ? codePoints(value) : value.length;
+  if (length === 0 || length > LIMITS.deviceIdMaxLength) {
     throw new ValidationError(field, `${field} must be 1-${LIMITS.deviceIdMaxLength} characters long`);
   }
+  // A lone surrogate cannot be stored as UTF-8 and would come back as U+FFFD: a different id.
+  if (!value.isWellFormed()) throw new ValidationError(field, `${field} must be well-formed Unicode (no lone surrogates)`);
   if (CONTROL_CHARS.test(value)) throw new ValidationError(field, `${field} must not contain control characters`);
   return value;
 }

@@ -43,8 +43,8 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
     bodyLimit: options.bodyLimit,
     logger: options.logger,
     // A device id may be 256 characters, and a path parameter is measured percent-encoded (up to
-    // 9 characters for one): Fastify's default of 100 made longer ids unreadable (a 414).
-    routerOptions: { maxParamLength: LIMITS.deviceIdMaxLength * 9 },
+    // 12 characters for one: four UTF-8 bytes): Fastify's default of 100 made longer ids unreadable.
+    routerOptions: { maxParamLength: LIMITS.deviceIdMaxLength * 12 },
     // Errors raised before routing (a malformed URL, an over-long path parameter) in Tally's shape.
     frameworkErrors: (error, _request, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;

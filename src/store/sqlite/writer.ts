@@ -39,7 +39,8 @@ export class SqliteWriter {
     this.selectDevice = this.db.prepare('SELECT key FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
     this.insertReading = this.db.prepare(
-      'INSERT OR IGNORE INTO readings (device_key, ts_us, count, ts_text, payload) VALUES (?, ?, ?, ?, ?)',
+      // Only a duplicate (device, instant) is skipped; any other constraint failure aborts the batch.
+      'INSERT INTO readings (device_key, ts_us, count, ts_text, payload) VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_key, ts_us) DO NOTHING',
     );
     this.pruneStatement = this.db.prepare(
       'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_us < ? ORDER BY ts_us LIMIT ?)',
