@@ -1,0 +1,430 @@
+/**
+ * `npm run bench:peers`: the same workloads against Tally, InfluxDB 1.x and VictoriaMetrics, one
+ * system after the other, each on fresh data dirs and started and stopped here by PID on 127.0.0.1.
+ * A peer that is not installed is skipped with the package to install. Results, tables, charts and
+ * a BENCHMARKS.md section go to bench/results/.
+ *
+ *   npm run bench:peers -- [--quick] [--systems tally,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
+ *     [--bulk-steps 1000] [--single-seconds 15] [--crash-seconds 24] [--crash-kill-after 20] [--cpu-prof DIR]
+ *     [--out bench/results] [--prefix peers] [--report-only FILE.json] [--max-wait 3600]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkCrash, checkSums, classifyDuplicates, expectations } from './correctness.js';
+import { Ledger, runLoad, type LoadResult } from './load.js';
+import { cpuSeconds, diskWriteBytes, peakRssBytes, pgrep, sleep } from './proc.js';
+import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WorkloadFigures } from './report.js';
+import { influxdb, ROOT, SYSTEM_IDS, tally, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
+import { bulkPlan, deviceIds, duplicatesPlan, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    systems: { type: 'string', default: SYSTEM_IDS.join(',') },
+    phases: { type: 'string', default: 'bulk,single,crash' },
+    seed: { type: 'string', default: '1' },
+    devices: { type: 'string', default: '1000' },
+    'bulk-steps': { type: 'string' },
+    'bulk-warmup-steps': { type: 'string' },
+    'bulk-connections': { type: 'string', default: '8' },
+    'duplicate-fraction': { type: 'string', default: '0.1' },
+    'single-seconds': { type: 'string' },
+    'single-warmup': { type: 'string' },
+    'single-connections': { type: 'string', default: '64' },
+    'crash-seconds': { type: 'string' },
+    'crash-kill-after': { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    out: { type: 'string', default: join(ROOT, 'bench/results') },
+    prefix: { type: 'string' },
+    'data-root': { type: 'string', default: tmpdir() },
+    'keep-data': { type: 'boolean', default: false },
+    'report-only': { type: 'string' },
+    'max-wait': { type: 'string', default: '3600' },
+  },
+});
+
+const quick = flags.quick!;
+const num = (value: string | undefined, quickDefault: number, fullDefault: number) => Number(value ?? (quick ? quickDefault : fullDefault));
+const options = {
+  seed: Number(flags.seed),
+  devices: Number(flags.devices),
+  bulkSteps: num(flags['bulk-steps'], 100, 1000),
+  bulkWarmupSteps: num(flags['bulk-warmup-steps'], 10, 30),
+  bulkConnections: Number(flags['bulk-connections']),
+  duplicateFraction: Number(flags['duplicate-fraction']),
+  singleSeconds: num(flags['single-seconds'], 3, 15),
+  singleWarmupSeconds: num(flags['single-warmup'], 0.5, 2),
+  singleConnections: Number(flags['single-connections']),
+  crashSeconds: num(flags['crash-seconds'], 3, 24),
+  crashKillAfterSeconds: num(flags['crash-kill-after'], 1.5, 20),
+  tally: tallySettings(),
+};
+for (const [key, value] of Object.entries(options)) {
+  if (typeof value === 'number' && !(Number.isFinite(value) && value > 0)) throw new Error(`--${key}: expected a positive number, got ${value}`);
+}
+if (options.crashKillAfterSeconds >= options.crashSeconds) throw new Error('--crash-kill-after must be less than --crash-seconds');
+const prefix = flags.prefix ?? (quick ? 'peers-quick' : 'peers');
+const outDir = resolve(flags.out!);
+/** Most single-reading requests per second any system is expected to reach here; bodies for this many are pre-generated. */
+const MAX_SINGLE_RATE = 40_000;
+/** Time limit of one bulk pass, seconds. */
+const BULK_MAX_SECONDS = 600;
+
+// ---------------------------------------------------------------------------------------------
+
+const tempDirs = new Set<string>();
+process.once('exit', () => {
+  if (flags['keep-data']) return;
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping the servers this bench started`);
+    process.exit(130); // the exit handlers kill our children by PID and remove the data dirs
+  });
+}
+
+function freshDir(system: SystemId, phase: string): string {
+  const dir = mkdtempSync(join(flags['data-root']!, `tally-peers-${system}-${phase}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function dropDir(dir: string): void {
+  if (flags['keep-data']) return;
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/** Never overlaps with `npm run bench` (bench/run.ts): waits until it is not running. */
+async function waitForOtherBench(): Promise<void> {
+  const maxWaitS = Number(flags['max-wait']);
+  const started = Date.now();
+  let told = 0;
+  for (;;) {
+    const others = pgrep('bench/run.ts');
+    if (others.length === 0) return;
+    if (Date.now() - started > maxWaitS * 1000) {
+      throw new Error(`bench/run.ts (pid ${others.join(', ')}) still running after ${maxWaitS} s; not overlapping with it`);
+    }
+    if (Date.now() - told > 30_000) {
+      console.log(`  waiting: bench/run.ts is running (pid ${others.join(', ')}); the two benches never overlap`);
+      told = Date.now();
+    }
+    await sleep(5_000);
+  }
+}
+
+function machine(): PeersResults['machine'] {
+  let os = `${process.platform} ${release()}`;
+  try {
+    os = `Debian ${readFileSync('/etc/debian_version', 'utf8').trim()}, Linux ${release()}`;
+  } catch {
+    // not Debian
+  }
+  let filesystem = 'unknown';
+  try {
+    const line = execFileSync('df', ['-T', flags['data-root']!], { encoding: 'utf8' }).trim().split('\n')[1] ?? '';
+    const [device, type] = line.split(/\s+/);
+    filesystem = `${type} (${device}, ${flags['data-root']})`;
+  } catch {
+    // no df
+  }
+  const list = cpus();
+  return {
+    cpu: list[0]?.model ?? 'unknown',
+    cores: list.length,
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    os,
+    node: process.version,
+    filesystem,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads, generated and rendered once before any timing.
+
+interface Workloads {
+  readonly ids: string[];
+  readonly bulk: Plan;
+  readonly duplicates: Plan;
+  readonly single: Plan;
+  readonly crash: Plan;
+  readonly bodies: Record<Format, { bulk: Bodies; duplicates: Bodies; single: Bodies; crash: Bodies }>;
+}
+
+function makeWorkloads(formats: ReadonlySet<Format>): Workloads {
+  const t0 = performance.now();
+  const { seed, devices } = options;
+  const ids = deviceIds(devices);
+  const bulk = bulkPlan(seed, devices, options.bulkWarmupSteps + options.bulkSteps);
+  const duplicates = duplicatesPlan(seed + 1, bulk, options.duplicateFraction, options.bulkWarmupSteps, devices);
+  const single = singlePlan(seed + 2, devices, Math.ceil((options.singleSeconds + options.singleWarmupSeconds) * MAX_SINGLE_RATE));
+  const crash = singlePlan(seed + 3, devices, Math.ceil((options.crashKillAfterSeconds + 2) * MAX_SINGLE_RATE), undefined, 'crash');
+  const bodies = {} as Workloads['bodies'];
+  for (const format of formats) {
+    bodies[format] = {
+      bulk: render(bulk, format, ids),
+      duplicates: render(duplicates, format, ids),
+      single: render(single, format, ids),
+      crash: render(crash, format, ids),
+    };
+  }
+  const mib = Object.values(bodies).reduce((sum, b) => sum + b.bulk.bytes + b.duplicates.bytes + b.single.bytes + b.crash.bytes, 0) / 2 ** 20;
+  console.log(
+    `workloads (seed ${seed}): bulk ${bulk.readings.toLocaleString('en-US')} readings in ${bulk.bodies} bodies ` +
+      `(${options.bulkWarmupSteps} warm-up), duplicates ${duplicates.readings.toLocaleString('en-US')}, ` +
+      `single up to ${single.bodies.toLocaleString('en-US')}, crash up to ${crash.bodies.toLocaleString('en-US')}; ` +
+      `${mib.toFixed(0)} MiB of bodies in ${[...formats].join(' + ')}, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return { ids, bulk, duplicates, single, crash, bodies };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function readingsIn(p: Plan): (b: number) => number {
+  return (b) => p.bodyStart[b + 1]! - p.bodyStart[b]!;
+}
+
+/** Server CPU seconds and disk write bytes so far, sampled around a timed run. */
+interface Usage {
+  readonly cpuS: number | undefined;
+  readonly diskBytes: number | undefined;
+}
+
+function usage(server: Server): Usage {
+  return { cpuS: cpuSeconds(server.proc.pid), diskBytes: diskWriteBytes(server.proc.pid) };
+}
+
+function figures(load: LoadResult, readingsPerRequest: number, before: Usage, after: Usage, server: Server): Omit<WorkloadFigures, 'sums'> {
+  const serverCpuS = before.cpuS === undefined || after.cpuS === undefined ? null : after.cpuS - before.cpuS;
+  const diskBytes = before.diskBytes === undefined || after.diskBytes === undefined ? null : after.diskBytes - before.diskBytes;
+  const peak = peakRssBytes(server.proc.pid);
+  return {
+    connections: load.connections,
+    readingsPerRequest,
+    sent: load.sent,
+    okRequests: load.okRequests,
+    okReadings: load.okReadings,
+    elapsedS: load.elapsedS,
+    requestsPerS: load.requestsPerS,
+    readingsPerS: load.readingsPerS,
+    p50Ms: load.p50Ms,
+    p99Ms: load.p99Ms,
+    maxMs: load.maxMs,
+    non2xx: load.non2xx,
+    errors: load.errors,
+    statusCodes: load.statusCodes,
+    serverCpuS,
+    cpuSPerMillion: serverCpuS === null || load.okReadings === 0 ? null : (serverCpuS / load.okReadings) * 1e6,
+    diskMiBPerMillion: diskBytes === null || load.okReadings === 0 ? null : (diskBytes / 2 ** 20 / load.okReadings) * 1e6,
+    peakRssMiB: peak === undefined ? null : peak / 2 ** 20,
+    clientCpuS: load.clientCpuS,
+    ranOut: load.ranOut,
+  };
+}
+
+function line(label: string, f: Omit<WorkloadFigures, 'sums'>): void {
+  console.log(
+    `  ${label}: ${Math.round(f.readingsPerS).toLocaleString('en-US')} readings/s, ${Math.round(f.requestsPerS).toLocaleString('en-US')} req/s, ` +
+      `p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms, server CPU ${f.serverCpuS?.toFixed(1) ?? '?'} s ` +
+      `(${f.cpuSPerMillion?.toFixed(2) ?? '?'} s/M), disk writes ${f.diskMiBPerMillion?.toFixed(0) ?? '?'} MiB/M, peak RSS ${f.peakRssMiB?.toFixed(0) ?? '?'} MiB, ` +
+      `non-2xx ${f.non2xx}, errors ${f.errors}, load generator CPU ${f.clientCpuS.toFixed(1)} s${f.ranOut ? ' (ran out of bodies)' : ''}`,
+  );
+}
+
+async function withServer<T>(system: System, phase: string, fn: (server: Server, dir: string) => Promise<T>): Promise<T> {
+  const dir = freshDir(system.id, phase);
+  try {
+    const server = await system.start(dir);
+    try {
+      await system.prepare(server);
+      return await fn(server, dir);
+    } finally {
+      await server.proc.stop();
+    }
+  } finally {
+    dropDir(dir);
+  }
+}
+
+async function bulkAndDuplicates(system: System, w: Workloads, result: SystemResult): Promise<void> {
+  const bodies = w.bodies[system.format];
+  await withServer(system, 'bulk', async (server) => {
+    const ledger = new Ledger(bodies.bulk);
+    const common = { url: server.url, path: system.writePath, contentType: system.contentType, connections: options.bulkConnections, readingsIn: readingsIn(w.bulk) };
+    await runLoad(ledger, { ...common, maxBodies: options.bulkWarmupSteps, maxSeconds: BULK_MAX_SECONDS });
+    const before = usage(server);
+    const load = await runLoad(ledger, { ...common, maxBodies: options.bulkSteps, maxSeconds: BULK_MAX_SECONDS });
+    const f = figures(load, options.devices, before, usage(server), server);
+    line('bulk', f);
+    await system.makeVisible(server);
+    const sums = checkSums(w.bulk, options.devices, ledger.acked, ledger.sent, await system.sums(server, w.ids));
+    console.log(`  bulk sums: ${sums.exact ? 'exact' : `WRONG on ${sums.wrongDevices} devices`} (stored ${sums.storedTotal}, acknowledged ${sums.acknowledgedTotal}, unanswered ${sums.unansweredTotal})`);
+    result.bulk = { ...f, sums };
+
+    const resent = new Ledger(bodies.duplicates);
+    const dup = await runLoad(resent, { ...common, readingsIn: readingsIn(w.duplicates), maxBodies: w.duplicates.bodies, maxSeconds: BULK_MAX_SECONDS });
+    await system.makeVisible(server);
+    const stored = await system.sums(server, w.ids);
+    const verdict = classifyDuplicates(expectations(w.bulk, ledger.acked, w.duplicates, resent.acked, options.devices), stored);
+    result.duplicates = { resentReadings: w.duplicates.readings, requests: dup.sent, okRequests: dup.okRequests, verdict };
+    console.log(
+      `  duplicates: ${w.duplicates.readings} readings resent in ${dup.sent} requests (${dup.okRequests} acknowledged): ${verdict.semantics} ` +
+        `(devices matching keep-first ${verdict.matching['keep-first']}, overwrite ${verdict.matching.overwrite}, double-count ${verdict.matching['double-count']} of ${verdict.devices})`,
+    );
+  });
+}
+
+async function single(system: System, w: Workloads, result: SystemResult): Promise<void> {
+  const bodies = w.bodies[system.format];
+  await withServer(system, 'single', async (server) => {
+    const ledger = new Ledger(bodies.single);
+    const common = { url: server.url, path: system.writePath, contentType: system.contentType, connections: options.singleConnections, readingsIn: () => 1 };
+    await runLoad(ledger, { ...common, maxBodies: bodies.single.count, maxSeconds: options.singleWarmupSeconds });
+    const before = usage(server);
+    const load = await runLoad(ledger, { ...common, maxBodies: bodies.single.count, maxSeconds: options.singleSeconds });
+    const f = figures(load, 1, before, usage(server), server);
+    line('single', f);
+    await sleep(200); // let requests cut off at the end of the run finish before reading back
+    await system.makeVisible(server);
+    const sums = checkSums(w.single, options.devices, ledger.acked, ledger.sent, await system.sums(server, w.ids));
+    console.log(`  single sums: ${sums.exact ? 'exact' : `WRONG on ${sums.wrongDevices} devices`} (stored ${sums.storedTotal}, acknowledged ${sums.acknowledgedTotal}, unanswered ${sums.unansweredTotal})`);
+    result.single = { ...f, sums };
+  });
+}
+
+async function crash(system: System, w: Workloads, result: SystemResult): Promise<void> {
+  const bodies = w.bodies[system.format];
+  const dir = freshDir(system.id, 'crash');
+  try {
+    const first = await system.start(dir);
+    let sentAtKill = -1;
+    let killedAfterS = 0;
+    try {
+      await system.prepare(first);
+      const ledger = new Ledger(bodies.crash);
+      let timer: NodeJS.Timeout | undefined;
+      const startedAt = performance.now();
+      await runLoad(ledger, {
+        url: first.url,
+        path: system.writePath,
+        contentType: system.contentType,
+        connections: options.singleConnections,
+        readingsIn: () => 1,
+        maxBodies: bodies.crash.count,
+        maxSeconds: options.crashSeconds,
+        timeoutS: 5,
+        onStart: (instance) => {
+          timer = setTimeout(() => {
+            killedAfterS = (performance.now() - startedAt) / 1000;
+            void first.proc.kill9().then(() => {
+              // Every body handed out from here on met a dead server.
+              sentAtKill = ledger.next;
+              instance.stop();
+            });
+          }, options.crashKillAfterSeconds * 1000);
+        },
+      });
+      clearTimeout(timer);
+      if (sentAtKill < 0) throw new Error(`the load ended before the kill (${ledger.sent} bodies sent)`);
+      const acknowledgedAtKill = ledger.ackedBodies();
+      const second = await system.start(dir);
+      try {
+        await system.makeVisible(second);
+        const check = checkCrash(w.crash, ledger.acked, sentAtKill, await system.keys(second, w.ids));
+        const crashResult: CrashResult = { ...check, connections: options.singleConnections, killedAfterS, restartS: second.readyS };
+        result.crash = crashResult;
+        console.log(
+          `  crash: kill -9 after ${killedAfterS.toFixed(1)} s; ${check.acknowledged} acknowledged (${acknowledgedAtKill} bodies), ` +
+            `${check.lost} lost, ${check.storedUnacknowledged} unacknowledged but stored, ${check.unexpected} unexpected; restart took ${second.readyS.toFixed(1)} s`,
+        );
+      } finally {
+        await second.proc.stop();
+      }
+    } finally {
+      await first.proc.stop();
+    }
+  } finally {
+    dropDir(dir);
+  }
+}
+
+async function benchSystem(system: System, w: Workloads): Promise<SystemResult> {
+  const result: SystemResult = { system: system.id, label: system.label, version: system.version(), acknowledges: system.acknowledges, errors: [] };
+  console.log(`\n${system.label} ${result.version}: acknowledges ${system.acknowledges}`);
+  const phases: [string, string, (s: System, w: Workloads, r: SystemResult) => Promise<void>][] = [
+    ['bulk', 'bulk + duplicates', bulkAndDuplicates],
+    ['single', 'single', single],
+    ['crash', 'crash', crash],
+  ];
+  const wanted = new Set(flags.phases!.split(',').map((p) => p.trim()));
+  for (const [key, name, phase] of phases) {
+    if (!wanted.has(key)) continue;
+    try {
+      await waitForOtherBench();
+      await phase(system, w, result);
+    } catch (err) {
+      const message = (err as Error).message;
+      console.error(`  ${name} failed: ${message}`);
+      result.errors.push(`${name}: ${message}`);
+    }
+  }
+  return result;
+}
+
+async function main(): Promise<void> {
+  if (flags['report-only'] !== undefined) {
+    const saved = JSON.parse(readFileSync(flags['report-only'], 'utf8')) as PeersResults;
+    for (const file of await writeReport(saved, outDir, prefix)) console.log(`wrote ${file}`);
+    return;
+  }
+  const wanted = flags.systems!.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const id of wanted) if (!SYSTEM_IDS.includes(id as SystemId)) throw new Error(`--systems: unknown system ${id}; known: ${SYSTEM_IDS.join(', ')}`);
+  const tallyNodeArgs = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(flags['cpu-prof'])];
+  const all = [tally({ nodeArgs: tallyNodeArgs }), influxdb(), victoriaMetrics()].filter((s) => wanted.includes(s.id));
+  const skipped: { system: SystemId; reason: string }[] = [];
+  const systems = all.filter((s) => {
+    const missing = s.missing();
+    if (missing !== undefined) {
+      console.warn(`skipping ${s.label}: ${missing}`);
+      skipped.push({ system: s.id, reason: missing });
+    }
+    return missing === undefined;
+  });
+  if (systems.length === 0) throw new Error('nothing to benchmark');
+
+  const host = machine();
+  console.log(`machine: ${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, ${host.os}, node ${host.node}, data on ${host.filesystem}`);
+  const w = makeWorkloads(new Set(systems.map((s) => s.format)));
+
+  const results: SystemResult[] = [];
+  for (const system of systems) results.push(await benchSystem(system, w));
+
+  const autocannonVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules/autocannon/package.json'), 'utf8')) as { version: string }).version;
+  const report: PeersResults = {
+    date: new Date().toISOString(),
+    quick,
+    machine: host,
+    options,
+    loadGenerator: `autocannon ${autocannonVersion} in the bench process`,
+    skipped,
+    systems: results,
+  };
+  console.log(`\n${renderTables(report)}`);
+  for (const file of await writeReport(report, outDir, prefix)) console.log(`wrote ${file}`);
+
+  const tallyResult = results.find((r) => r.system === 'tally');
+  if (tallyResult !== undefined) {
+    const broken = tallyResult.errors.length > 0 || goals(report).some((g) => g.pass === false && (g.name.startsWith('durable') || g.name.startsWith('exact')));
+    if (broken) {
+      console.error('FAIL: Tally lost acknowledged readings, stored wrong sums, or a phase failed');
+      process.exitCode = 1;
+    }
+  }
+}
+
+await main();

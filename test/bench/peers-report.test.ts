@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { goals, renderCharts, renderSection, renderTables, type PeersResults } from '../../bench/peers/report.js';
+
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/peers-results.json', import.meta.url), 'utf8')) as PeersResults;
+
+describe('peers bench report', () => {
+  it('renders the tables from a saved results file', () => {
+    const md = renderTables(fixture);
+    expect(md).toContain('| Tally | bulk | 625,000 | 625 | 12.5 | 31.2 | 2.40 | 100 | 180 | 0 / 0 |');
+    expect(md).toContain('| InfluxDB | single | 9,993 | 9,993 |');
+    expect(md).toMatch(/\| Tally \|[^\n]*keep first \(sums exact\)[^\n]*59,900 acknowledged, 0 lost \|/);
+    expect(md).toMatch(/\| InfluxDB \|[^\n]*overwrite \(last write wins\), \+300,000 vs first writes/);
+    expect(md).toMatch(/\| VictoriaMetrics \|[^\n]*\*\*double count\*\*[^\n]*\*\*20,500 lost\*\*/);
+  });
+
+  it('names the package of a peer that was not installed, and judges goals it cannot as n/a', () => {
+    const reason = 'influxd not found: install it with `apt-get install influxdb`';
+    const without: PeersResults = { ...fixture, skipped: [{ system: 'influxdb', reason }], systems: fixture.systems.filter((s) => s.system !== 'influxdb') };
+    const md = renderTables(without);
+    expect(md).toContain(`- influxdb not benchmarked: ${reason}`);
+    expect(md).not.toContain('| InfluxDB |');
+    expect(goals(without).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: 'n/a', pass: null });
+  });
+
+  it('judges the goals from the figures', () => {
+    const byName = Object.fromEntries(goals(fixture).map((g) => [g.name.split(':')[0], g]));
+    expect(byName.bulk).toMatchObject({ value: '1.25×', pass: true });
+    expect(byName.single).toMatchObject({ value: '1.60×', pass: true });
+    expect(byName.durable).toMatchObject({ value: '0', pass: true });
+    expect(byName['exact sums']).toMatchObject({ value: 'exact', pass: true });
+
+    const slower: PeersResults = { ...fixture, systems: fixture.systems.map((s) => (s.system === 'tally' ? { ...s, bulk: { ...s.bulk!, readingsPerS: 550_000 } } : s)) };
+    expect(goals(slower).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.10×', pass: false });
+  });
+
+  it('renders the section with machine, versions and date', () => {
+    const section = renderSection(fixture);
+    expect(section).toContain('Measured 2025-01-02');
+    expect(section).toContain('Test CPU, 2 cores');
+    expect(section).toContain('InfluxDB 1.6.7~rc0-1+b13');
+    expect(section).toContain('![readings/s per system](bench/results/peers-readings.svg)');
+  });
+
+  it('renders both charts as SVG', async () => {
+    const charts = await renderCharts(fixture);
+    for (const svg of [charts.readings, charts.p99]) {
+      expect(svg.startsWith('<svg')).toBe(true);
+      expect(svg).toContain('</svg>');
+      for (const label of ['Tally', 'InfluxDB', 'VictoriaMetrics']) expect(svg).toContain(label);
+    }
+    expect(charts.readings).toContain('625,000');
+    expect(charts.p99).toContain('31.2');
+  });
+});
