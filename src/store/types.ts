@@ -13,8 +13,9 @@ export interface DeviceSummary {
   readonly cumulativeCount: number;
 }
 
-/** A stored reading together with its position in the store's total order (for cursors). */
+/** A stored reading, with what places it among readings of the same instant (for cursors). */
 export interface StoredReading extends Reading {
+  /** Orders readings that share a timestamp: `(tsUs, seq)` is unique across the store. */
   readonly seq: number;
 }
 

@@ -368,7 +368,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             payload: '{"m":3}',
           });
           expect(typeof asc[3]!.seq).toBe('number');
-          expect(new Set(asc.map((r) => r.seq)).size).toBe(10);
+          expect(new Set(asc.map((r) => `${r.tsUs}/${r.seq}`)).size).toBe(10);
           expect(minutes(await store().deviceReadings(H, { order: 'desc' }))).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
         });
 

@@ -9,13 +9,13 @@ import type { DeviceListQuery } from '../../src/store/types.js';
 import { tempDir } from '../helpers.js';
 import { runStoreContract, type OpenedStore } from './contract.js';
 
-function openFile(file: string): Promise<SqliteStore> {
-  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8 });
+function openFile(file: string, mergeRows = 50_000): Promise<SqliteStore> {
+  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, mergeRows });
 }
 
-async function openTemp(): Promise<OpenedStore> {
+async function openTemp(mergeRows?: number): Promise<OpenedStore> {
   const { dir, cleanup } = tempDir('tally-store-');
-  const store = await openFile(join(dir, 'tally.db'));
+  const store = await openFile(join(dir, 'tally.db'), mergeRows);
   return {
     store,
     cleanup: async () => {
@@ -25,7 +25,11 @@ async function openTemp(): Promise<OpenedStore> {
   };
 }
 
-runStoreContract('sqlite', openTemp);
+// Readings live in the inbox until a merge moves them to the device-ordered table: the contract
+// must hold with everything in the inbox, with everything merged after each batch, and in between.
+runStoreContract('sqlite (readings left in the inbox)', () => openTemp(Number.MAX_SAFE_INTEGER));
+runStoreContract('sqlite (inbox merged after every batch)', () => openTemp(1));
+runStoreContract('sqlite (merged every 3 readings)', () => openTemp(3));
 
 const BASE = Date.UTC(2024, 0, 1) * 1000;
 const SECOND = 1_000_000;
@@ -112,7 +116,7 @@ describe('SqliteStore specifics', () => {
       const once = inspect(db);
       expect(once.version).toBe(SCHEMA_VERSION);
       expect(once.objects.map((o) => (o as { name: string }).name)).toEqual(
-        expect.arrayContaining(['devices', 'readings', 'readings_device_ts', 'readings_ts']),
+        expect.arrayContaining(['devices', 'readings', 'readings_device_ts', 'readings_ts_device', 'inbox', 'inbox_ts_device']),
       );
       migrate(db);
       expect(inspect(db)).toEqual(once);
@@ -128,7 +132,7 @@ describe('SqliteStore specifics', () => {
       const after = new Database(file, { readonly: true });
       try {
         expect(inspect(after)).toEqual(once);
-        expect(after.prepare('SELECT count(*) AS n FROM readings').get()).toEqual({ n: 1 });
+        expect(after.prepare('SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM inbox) AS n').get()).toEqual({ n: 1 });
       } finally {
         after.close();
       }

@@ -9,4 +9,9 @@ export interface SqliteStoreConfig {
   readonly synchronous: 'FULL' | 'NORMAL';
   /** Page cache of the writer, in MiB: enough to keep the hot index pages of many devices. */
   readonly cacheMiB: number;
+  /**
+   * Readings gathered in the time-ordered inbox before the writer merges them into the
+   * device-ordered table. Larger merges cost less per reading but pause ingest longer.
+   */
+  readonly mergeRows: number;
 }

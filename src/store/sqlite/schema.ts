@@ -3,10 +3,10 @@ import type Database from 'better-sqlite3';
 /**
  * Versioned migrations, applied in order; PRAGMA user_version records how many have run.
  *
- * Layout: `readings` is a rowid table, so rows append in arrival order (fast inserts whatever the
- * device mix). Uniqueness of (device, ts) lives in a compact index over integer device keys, and a
- * time index serves newest-first listings and retention. `devices` holds each device's summary,
- * updated in the same transaction as the inserts, so latest/cumulative queries are single lookups.
+ * Layout: `readings` is a rowid table whose uniqueness of (device, ts) lives in a compact index over
+ * integer device keys; a time index serves newest-first listings and retention. `devices` holds each
+ * device's summary, updated in the same transaction as the inserts, so latest/cumulative queries are
+ * single lookups.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -31,6 +31,24 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX readings_device_ts ON readings (device_key, ts_us);
   CREATE INDEX readings_ts ON readings (ts_us);
+  `,
+  // The inbox: new readings append here, keyed time-first, so an ingest commit dirties a handful of
+  // pages however many devices it touches. The writer merges it into `readings` in large sorted
+  // batches, where the cost of the device-ordered index is shared by many rows. Readers see both.
+  // `(ts_us, device_key)` identifies a reading as well as `(device_key, ts_us)`: it orders listings
+  // across both tables.
+  `
+  CREATE TABLE inbox (
+    seq        INTEGER PRIMARY KEY,
+    device_key INTEGER NOT NULL,
+    ts_us      INTEGER NOT NULL,
+    count      INTEGER,
+    ts_text    TEXT,
+    payload    TEXT
+  );
+  CREATE UNIQUE INDEX inbox_ts_device ON inbox (ts_us, device_key);
+  DROP INDEX readings_ts;
+  CREATE INDEX readings_ts_device ON readings (ts_us, device_key);
   `,
 ];
 

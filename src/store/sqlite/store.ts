@@ -122,6 +122,21 @@ function jsonPath(field: string): string {
   return `'$.${field}'`;
 }
 
+/**
+ * Merges two runs sorted by `compare` into one, keeping at most `limit` items (-1: all).
+ * Readings live in two tables (the inbox and the merged readings); each query reads both.
+ */
+function mergeSorted<T>(a: T[], b: T[], compare: (x: T, y: T) => number, limit: number): T[] {
+  if (b.length === 0) return limit < 0 ? a : a.slice(0, limit);
+  if (a.length === 0) return limit < 0 ? b : b.slice(0, limit);
+  const total = limit < 0 ? a.length + b.length : Math.min(limit, a.length + b.length);
+  const out: T[] = new Array(total);
+  let i = 0;
+  let j = 0;
+  for (let k = 0; k < total; k++) out[k] = j >= b.length || (i < a.length && compare(a[i]!, b[j]!) <= 0) ? a[i++]! : b[j++]!;
+  return out;
+}
+
 /** The first of the named latest-payload fields that is present (SQL). */
 function payloadValue(fields: readonly string[]): string {
   const parts = fields.map((f) => `json_extract(latest_payload, ${jsonPath(f)})`);
@@ -232,6 +247,15 @@ export class SqliteStore implements TelemetryStore {
     return response.existed === true;
   }
 
+  /**
+   * Runs reads in one read transaction, so they see one snapshot: a merge committing between two
+   * statements would otherwise hide the moved readings from both, or show them twice.
+   */
+  private snapshot<T>(read: () => T): T {
+    if (this.reader === undefined) throw new StorageUnavailableError('the store is closed');
+    return this.reader.transaction(read).deferred();
+  }
+
   private statement(sql: string): Database.Statement {
     let stmt = this.statements.get(sql);
     if (stmt === undefined) {
@@ -272,6 +296,8 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]> {
+    const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
+    if (key === undefined) return [];
     const asc = query.order === 'asc';
     let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
     let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
@@ -279,13 +305,16 @@ export class SqliteStore implements TelemetryStore {
       if (asc) from = Math.max(from, query.afterTsUs + 1);
       else to = Math.min(to, query.afterTsUs);
     }
-    const rows = this.statement(
-      `SELECT r.seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
-       FROM devices d JOIN readings r ON r.device_key = d.key
-       WHERE d.device_id = ? AND r.ts_us >= ? AND r.ts_us < ?
-       ORDER BY r.ts_us ${asc ? 'ASC' : 'DESC'} LIMIT ?`,
-    ).all(deviceId, from, to, query.limit ?? -1) as ReadingRow[];
-    return rows.map(toReading);
+    const limit = query.limit ?? -1;
+    const dir = asc ? 'ASC' : 'DESC';
+    // Each table answers with its own index and limit; the two sorted runs are merged here.
+    const fromTable = (table: string) =>
+      this.statement(
+        `SELECT device_key AS seq, ? AS device_id, ts_us, ts_text, count, payload FROM ${table}
+         WHERE device_key = ? AND ts_us >= ? AND ts_us < ? ORDER BY ts_us ${dir} LIMIT ?`,
+      ).all(deviceId, key, from, to, limit) as ReadingRow[];
+    const [merged, inbox] = this.snapshot(() => [fromTable('readings'), fromTable('inbox')]);
+    return mergeSorted(merged, inbox, (a, b) => (asc ? a.ts_us - b.ts_us : b.ts_us - a.ts_us), limit).map(toReading);
   }
 
   async listDevicePage(query: DevicePageQuery): Promise<DevicePage> {
@@ -336,7 +365,9 @@ export class SqliteStore implements TelemetryStore {
       `SELECT bucket AS startUs, count(v) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, avg(v) AS avg
        FROM (
          SELECT r.ts_us - (((r.ts_us % @every) + @every) % @every) AS bucket, ${value} AS v
-         FROM devices d JOIN readings r ON r.device_key = d.key
+         FROM devices d
+         JOIN (SELECT device_key, ts_us, count, payload FROM readings
+               UNION ALL SELECT device_key, ts_us, count, payload FROM inbox) r ON r.device_key = d.key
          WHERE d.device_id = @deviceId AND r.ts_us >= @fromUs AND r.ts_us < @toUs
        )
        GROUP BY bucket HAVING count(v) > 0 ORDER BY bucket`,
@@ -349,16 +380,24 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]> {
-    const select = `SELECT r.seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
-       FROM readings r JOIN devices d ON d.key = r.device_key`;
-    const rows = (
-      after === undefined
-        ? this.statement(`${select} ORDER BY r.ts_us DESC, r.seq DESC LIMIT ?`).all(limit)
-        : this.statement(
-            `${select} WHERE r.ts_us <= ? AND (r.ts_us < ? OR r.seq < ?) ORDER BY r.ts_us DESC, r.seq DESC LIMIT ?`,
-          ).all(after.tsUs, after.tsUs, after.seq, limit)
-    ) as ReadingRow[];
-    return rows.map(toReading);
+    const fromTable = (table: string) => {
+      const select = `SELECT r.device_key AS seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
+         FROM ${table} r JOIN devices d ON d.key = r.device_key`;
+      const order = 'ORDER BY r.ts_us DESC, r.device_key DESC LIMIT ?';
+      return (
+        after === undefined
+          ? this.statement(`${select} ${order}`).all(limit)
+          : this.statement(`${select} WHERE r.ts_us <= ? AND (r.ts_us < ? OR r.device_key < ?) ${order}`).all(
+              after.tsUs,
+              after.tsUs,
+              after.seq,
+              limit,
+            )
+      ) as ReadingRow[];
+    };
+    const newestFirst = (a: ReadingRow, b: ReadingRow) => b.ts_us - a.ts_us || b.seq - a.seq;
+    const [merged, inbox] = this.snapshot(() => [fromTable('readings'), fromTable('inbox')]);
+    return mergeSorted(merged, inbox, newestFirst, limit).map(toReading);
   }
 
   close(): Promise<void> {

@@ -17,6 +17,15 @@ try {
   process.exit(1);
 }
 
+/** A failed merge leaves the inbox as it was (still read, still deduplicated); the next append retries it. */
+function mergeQuietly(): void {
+  try {
+    writer.mergeInbox();
+  } catch {
+    // nothing to undo: the merge is one transaction
+  }
+}
+
 port.on('message', (request: WriterRequest | { op: 'close' }) => {
   if (request.op === 'close') {
     writer.close();
@@ -28,6 +37,8 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
     if (request.op === 'append') {
       const stored = writer.append(request.columns);
       port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
+      // Answer first, then merge: the merge delays the next batch, never an acknowledged one.
+      if (writer.mergeDue) mergeQuietly();
       return;
     }
     response =
