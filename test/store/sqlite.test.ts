@@ -153,11 +153,25 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('batches in flight together are written in the order they were sent: the earlier one wins', async () => {
+    const { store, cleanup } = await openTemp();
+    try {
+      const first = store.appendBatch([reading('race', 1, 1), reading('race', 2, 1)]);
+      const second = store.appendBatch([reading('race', 2, 7), reading('race', 3, 7)]);
+      expect(Array.from(await first)).toEqual([1, 1]);
+      expect(Array.from(await second)).toEqual([0, 1]);
+      expect((await store.getDevice('race'))?.cumulativeCount).toBe(9);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('a failing batch commits nothing, and the store keeps working afterwards', async () => {
     const { store, cleanup } = await openTemp();
     try {
       expect(store.name).toBe('sqlite');
-      expect(store.maxConcurrentWrites).toBe(1);
+      // One writer thread; two batches in flight keep it busy while an answer travels back.
+      expect(store.maxConcurrentWrites).toBe(2);
       await store.appendBatch([reading('old', 1, 1)]);
       // A device id of null breaks the NOT NULL constraint mid-transaction (after 'fresh' got a key).
       const broken = [reading('fresh', 1, 5), reading('old', 2, 5), { ...reading('x', 1), deviceId: null as unknown as string }];

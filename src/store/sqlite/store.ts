@@ -164,7 +164,12 @@ function spawnWriter(config: SqliteStoreConfig): Worker {
  */
 export class SqliteStore implements TelemetryStore {
   readonly name = 'sqlite';
-  readonly maxConcurrentWrites = 1;
+  /**
+   * SQLite has one writer, and the writer thread runs batches one after another. A second batch in
+   * flight waits on its port, so the thread starts it the moment the first commits instead of idling
+   * while the first answer travels back and the next batch is gathered.
+   */
+  readonly maxConcurrentWrites = 2;
 
   private writer: Worker | undefined;
   private starting: Promise<Worker> | undefined;

@@ -17,17 +17,31 @@ try {
   process.exit(1);
 }
 
-/** A failed merge leaves the inbox as it was (still read, still deduplicated); the next append retries it. */
-function mergeQuietly(): void {
-  try {
-    writer.mergeInbox();
-  } catch {
-    // nothing to undo: the merge is one transaction
-  }
+let mergeScheduled = false;
+let closed = false;
+
+/**
+ * Merges the inbox after the answer has gone and after the batches already waiting on the port:
+ * a merge delays later batches by its own length, never an acknowledged one. A failed merge leaves
+ * the inbox as it was (still read, still deduplicated), and the next append schedules it again.
+ */
+function scheduleMerge(): void {
+  if (mergeScheduled) return;
+  mergeScheduled = true;
+  setImmediate(() => {
+    mergeScheduled = false;
+    if (closed || !writer.mergeDue) return;
+    try {
+      writer.mergeInbox();
+    } catch {
+      // nothing to undo: the merge is one transaction
+    }
+  });
 }
 
 port.on('message', (request: WriterRequest | { op: 'close' }) => {
   if (request.op === 'close') {
+    closed = true;
     writer.close();
     port.close();
     return;
@@ -37,8 +51,7 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
     if (request.op === 'append') {
       const stored = writer.append(request.columns);
       port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
-      // Answer first, then merge: the merge delays the next batch, never an acknowledged one.
-      if (writer.mergeDue) mergeQuietly();
+      if (writer.mergeDue) scheduleMerge();
       return;
     }
     response =
