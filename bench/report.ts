@@ -83,6 +83,20 @@ export interface CountCheck {
   /** Sum of counts over every body once the unanswered ones were retried and acknowledged. */
   readonly acknowledgedAfterRetry: number;
   readonly storedAfterRetry: number;
+  /**
+   * Where answers carry `accepted` (/v1), the same check on numbers of readings (sum of
+   * reading_count), plus the sum of `accepted` over the 2xx answers, which can never exceed what is
+   * stored (and falls short of it by the readings of requests whose answers were lost when the load
+   * stopped: stored by Tally, then a duplicate when retried).
+   */
+  readonly readings?: {
+    readonly acknowledged: number;
+    readonly acceptedInRun: number;
+    readonly storedAfterRun: number;
+    readonly acknowledgedAfterRetry: number;
+    readonly acceptedAfterRetry: number;
+    readonly storedAfterRetry: number;
+  };
   /** acknowledged <= storedAfterRun <= acknowledged + unanswered, and storedAfterRetry == acknowledgedAfterRetry. */
   readonly pass: boolean;
 }
@@ -94,19 +108,75 @@ export interface Target {
   readonly pass: boolean;
 }
 
-export function targets(single: [RunFigures, RunFigures], batch: [RunFigures, RunFigures]): Target[] {
-  const [singleTally, singleBare] = single;
-  const [batchTally, batchBare] = batch;
-  const singleRatio = singleTally.requestsPerS / singleBare.requestsPerS;
-  const batchRatio = batchTally.readingsPerS / batchBare.readingsPerS;
-  return [
-    { name: 'single: Tally req/s ÷ bare req/s', value: singleRatio, goal: '>= 0.80', pass: singleRatio >= 0.8 },
-    { name: 'single: Tally p99 (ms)', value: singleTally.p99Ms, goal: '< 30', pass: singleTally.p99Ms < 30 },
-    { name: 'batch: Tally readings/s ÷ bare readings/s', value: batchRatio, goal: '>= 0.40', pass: batchRatio >= 0.4 },
-  ];
+/** The targets of the scenarios that ran. */
+export function targets(single?: [RunFigures, RunFigures], batch?: [RunFigures, RunFigures]): Target[] {
+  const list: Target[] = [];
+  if (single !== undefined) {
+    const [singleTally, singleBare] = single;
+    const singleRatio = singleTally.requestsPerS / singleBare.requestsPerS;
+    list.push({ name: 'single: Tally req/s ÷ bare req/s', value: singleRatio, goal: '>= 0.80', pass: singleRatio >= 0.8 });
+    list.push({ name: 'single: Tally p99 (ms)', value: singleTally.p99Ms, goal: '< 30', pass: singleTally.p99Ms < 30 });
+  }
+  if (batch !== undefined) {
+    const [batchTally, batchBare] = batch;
+    const batchRatio = batchTally.readingsPerS / batchBare.readingsPerS;
+    list.push({ name: 'batch: Tally readings/s ÷ bare readings/s', value: batchRatio, goal: '>= 0.40', pass: batchRatio >= 0.4 });
+  }
+  return list;
+}
+
+/** `passes` sequential full listings of GET /v1/devices, following next_cursor. */
+export interface PagingRun {
+  readonly listing: string;
+  readonly passes: number;
+  readonly pages: number;
+  readonly items: number;
+  readonly pagesPerS: number;
+  readonly devicesPerS: number;
+  /** Per page, request sent to JSON parsed by the client. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  /** Distinct devices seen in each pass. */
+  readonly distinct: readonly number[];
+  readonly ordered: boolean;
+  /** Every pass saw each loaded device exactly once, in the listing's order. */
+  readonly pass: boolean;
+  readonly cpu: CpuShare | null;
+}
+
+/** Concurrent first-page queries. */
+export interface MixRun {
+  readonly query: string;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly queriesPerS: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly cpu: CpuShare | null;
+}
+
+export interface DevicesRun {
+  readonly devices: number;
+  /** Seconds to load the devices (untimed setup). */
+  readonly loadS: number;
+  readonly paging: readonly PagingRun[];
+  /** Every prefix listing held exactly the loaded devices with that prefix. */
+  readonly prefixCheck: boolean;
+  readonly mix: MixRun;
+  readonly peakRssMiB: number | null;
+  readonly pass: boolean;
 }
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const cpuCell = (cpu: CpuShare | null) => (cpu === null ? '-' : `${cpu.serverPct.toFixed(0)}/${cpu.loadGeneratorPct.toFixed(0)}/${cpu.otherPct.toFixed(0)}`);
+
+function printTable(header: readonly string[], lines: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const line of [header, ...lines]) console.log(line.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+}
 
 export function printMachine(m: Machine): void {
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}; load average ${m.loadAverage}`);
@@ -125,17 +195,49 @@ export function printFigures(rows: readonly RunFigures[]): void {
     String(r.non2xx),
     String(r.errors),
     r.peakRssMiB === null ? '-' : r.peakRssMiB.toFixed(0),
-    r.cpu === null ? '-' : `${r.cpu.serverPct.toFixed(0)}/${r.cpu.loadGeneratorPct.toFixed(0)}/${r.cpu.otherPct.toFixed(0)}`,
+    cpuCell(r.cpu),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  for (const line of [header, ...lines]) console.log(line.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+  printTable(header, lines);
+}
+
+export function printDevices(d: DevicesRun): void {
+  printTable(
+    ['GET /v1/devices, limit=1000', 'passes', 'pages/s', 'devices/s', 'p50 ms', 'p99 ms', 'max ms', 'distinct per pass', 'CPU % server/loadgen/other'],
+    d.paging.map((p) => [
+      p.listing,
+      String(p.passes),
+      int(p.pagesPerS),
+      int(p.devicesPerS),
+      p.p50Ms.toFixed(1),
+      p.p99Ms.toFixed(1),
+      p.maxMs.toFixed(1),
+      p.distinct.map(int).join(' '),
+      cpuCell(p.cpu),
+    ]),
+  );
+  const m = d.mix;
+  printTable(
+    ['GET /v1/devices, concurrent', 'conns', 'queries/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'CPU % server/loadgen/other'],
+    [[m.query, String(m.connections), int(m.queriesPerS), m.p50Ms.toFixed(1), m.p99Ms.toFixed(1), String(m.non2xx), String(m.errors), cpuCell(m.cpu)]],
+  );
+  const failed = d.paging.filter((p) => !p.pass).map((p) => `${p.listing}${p.ordered ? '' : ' (out of order)'}`);
+  console.log(
+    `devices check: ${d.pass ? 'PASS' : 'FAIL'}  ${int(d.devices)} devices; every pass saw each exactly once in order: ` +
+      `${failed.length === 0 ? 'yes' : `no (${failed.join(', ')})`}; prefix listings exact: ${d.prefixCheck ? 'yes' : 'no'}; ` +
+      `peak RSS ${d.peakRssMiB === null ? '-' : d.peakRssMiB.toFixed(0)} MiB`,
+  );
 }
 
 export function printCheck(c: CountCheck): void {
   console.log(
     `count check (${c.scenario}): ${c.pass ? 'PASS' : 'FAIL'}  sum of counts acknowledged ${int(c.acknowledged)} ` +
       `(+${int(c.unanswered)} in ${c.unansweredRequests} unanswered requests), stored ${int(c.storedAfterRun)}; ` +
-      `after retrying those: acknowledged ${int(c.acknowledgedAfterRetry)}, stored ${int(c.storedAfterRetry)}`,
+      `after retrying those: acknowledged ${int(c.acknowledgedAfterRetry)}, stored ${int(c.storedAfterRetry)}` +
+      (c.readings === undefined
+        ? ''
+        : `; readings acknowledged ${int(c.readings.acknowledged)} (sum of accepted ${int(c.readings.acceptedInRun)}), ` +
+          `stored ${int(c.readings.storedAfterRun)}; after retrying: acknowledged ${int(c.readings.acknowledgedAfterRetry)} ` +
+          `(sum of accepted ${int(c.readings.acceptedAfterRetry)}), stored ${int(c.readings.storedAfterRetry)}`),
   );
 }
 

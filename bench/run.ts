@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: Tally (built, embedded store, fresh data dir) against a bare Fastify server that
- * only parses the same bodies, for single-reading posts and 1,000-reading batches, with a check
- * after each Tally run that it stored exactly what it acknowledged.
+ * only parses the same bodies, for single-reading posts, 1,000-reading batches and 10,000-reading
+ * NDJSON bodies of 1,000 devices on /v1, with a check after each Tally run that it stored exactly
+ * what it acknowledged; then GET /v1/devices paging through 100,000 devices.
  *
- *   npm run bench -- [--duration 10] [--warmup 2] [--quick] [--single-connections 100]
- *                    [--batch-connections 10] [--cpu-prof DIR]
+ *   npm run bench -- [--duration 10] [--warmup 2] [--quick] [--scenarios single,batch,ndjson,devices]
+ *                    [--single-connections 100] [--batch-connections 10] [--ndjson-connections 4]
+ *                    [--devices-connections 8] [--device-count 100000] [--passes 3] [--cpu-prof DIR]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,15 +19,18 @@ import {
   figures,
   machine,
   printCheck,
+  printDevices,
   printFigures,
   printMachine,
   printTargets,
   targets,
   type CountCheck,
+  type DevicesRun,
   type RunFigures,
 } from './report.js';
 import { startBare, startTally, type ServerProcess } from './servers.js';
-import { AckTracker, makeDevices, makeWorkload, PATH, type Workload } from './workload.js';
+import { devicesScenario, storedTotals } from './v1.js';
+import { AckTracker, makeDevices, makeNdjsonWorkload, makeWorkload, type Workload } from './workload.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -34,6 +39,11 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     'single-connections': { type: 'string', default: '100' },
     'batch-connections': { type: 'string', default: '10' },
+    'ndjson-connections': { type: 'string', default: '4' },
+    'devices-connections': { type: 'string', default: '8' },
+    'device-count': { type: 'string', default: '100000' },
+    passes: { type: 'string' },
+    scenarios: { type: 'string', default: 'single,batch,ndjson,devices' },
     'cpu-prof': { type: 'string' },
   },
 });
@@ -46,16 +56,29 @@ const durationS = positive('duration', flags.duration ?? (flags.quick ? 2 : 10))
 const warmupS = positive('warmup', flags.warmup ?? (flags.quick ? 0.5 : 2), true);
 const singleConnections = positive('single-connections', flags['single-connections']);
 const batchConnections = positive('batch-connections', flags['batch-connections']);
+const ndjsonConnections = positive('ndjson-connections', flags['ndjson-connections']);
+const devicesConnections = positive('devices-connections', flags['devices-connections']);
+const deviceCount = positive('device-count', flags['device-count']);
+const passes = positive('passes', flags.passes ?? (flags.quick ? 1 : 3));
+const SCENARIOS = ['single', 'batch', 'ndjson', 'devices'] as const;
+const scenarios = new Set(flags.scenarios.split(',').map((s) => s.trim()));
+for (const name of scenarios) {
+  if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--scenarios: unknown ${JSON.stringify(name)}; known: ${SCENARIOS.join(',')}`);
+}
 const DEVICES = 1_000;
 const BATCH = 1_000;
+/** NDJSON bodies: this many readings of each of the DEVICES devices. */
+const NDJSON_PER_DEVICE = 10;
+/** Distinct NDJSON bodies to build per second of load (each ~0.9 MB): 400k readings/s. */
+const NDJSON_BODIES_PER_S = 40;
 const tallyNodeArgs = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']];
 
 /** Warms up, then measures, with every body unique until the workload runs out. */
 async function drive(server: ServerProcess, tracker: AckTracker, connections: number): Promise<{ result: autocannon.Result; cpu: CpuShare | null }> {
   const options = (duration: number): autocannon.Options => ({
-    url: server.url + PATH,
+    url: server.url + tracker.workload.path,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': tracker.workload.contentType },
     connections,
     pipelining: 1,
     duration,
@@ -66,7 +89,8 @@ async function drive(server: ServerProcess, tracker: AckTracker, connections: nu
   const stopCpu = measureCpu(server.pid);
   const result = await autocannon(options(durationS));
   const cpu = stopCpu();
-  if (tracker.wrapped) console.warn(`  note: ${tracker.workload.name} ran out of distinct bodies; later ones repeated`);
+  // Repeated bodies only matter where they are stored.
+  if (tracker.wrapped && server.name === 'tally') console.warn(`  note: ${tracker.workload.name} ran out of distinct bodies; later ones repeated`);
   return { result, cpu };
 }
 
@@ -98,25 +122,46 @@ async function storedSum(url: string, devices: readonly string[]): Promise<numbe
   return sum;
 }
 
+/** Stored sums of counts, and of readings where the workload's answers say how many were accepted (/v1). */
+async function stored(url: string, workload: Workload): Promise<{ counts: number; readings?: number }> {
+  return workload.answersAccepted ? storedTotals(url) : { counts: await storedSum(url, workload.devices) };
+}
+
 /**
  * Acknowledged readings must all be stored, and at most the unanswered ones on top. Retrying the
  * unanswered bodies (safe: first write wins) must then make stored and acknowledged equal exactly.
+ * On /v1 the same holds for the readings each answer says it accepted.
  */
 async function checkCounts(url: string, tracker: AckTracker): Promise<CountCheck> {
   const { workload } = tracker;
   const acknowledged = tracker.ackedCountSum();
+  const acceptedInRun = tracker.acceptedSum;
+  const bodiesAcknowledged = tracker.ackedBodies();
   const unansweredBodies = tracker.unacknowledged();
   const unanswered = unansweredBodies.reduce((sum, i) => sum + workload.countSum(i), 0);
-  const storedAfterRun = await storedSum(url, workload.devices);
+  const afterRun = await stored(url, workload);
+  const storedAfterRun = afterRun.counts;
   let retriesRefused = 0;
   await eachLimited(unansweredBodies, 8, async (i) => {
-    const res = await fetch(url + PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(workload.body(i)) });
-    await res.arrayBuffer();
-    if (res.ok) tracker.markAcked(i);
+    const res = await fetch(url + workload.path, { method: 'POST', headers: { 'content-type': workload.contentType }, body: new Uint8Array(workload.body(i)) });
+    const answer = await res.text();
+    if (res.ok) tracker.ack(i, answer);
     else retriesRefused++;
   });
   const acknowledgedAfterRetry = tracker.ackedCountSum();
-  const storedAfterRetry = await storedSum(url, workload.devices);
+  const afterRetry = await stored(url, workload);
+  const storedAfterRetry = afterRetry.counts;
+  const readings =
+    afterRun.readings === undefined || afterRetry.readings === undefined
+      ? undefined
+      : {
+          acknowledged: bodiesAcknowledged * workload.readingsPerRequest,
+          acceptedInRun,
+          storedAfterRun: afterRun.readings,
+          acknowledgedAfterRetry: tracker.ackedBodies() * workload.readingsPerRequest,
+          acceptedAfterRetry: tracker.acceptedSum,
+          storedAfterRetry: afterRetry.readings,
+        };
   return {
     scenario: workload.name,
     acknowledged,
@@ -125,11 +170,18 @@ async function checkCounts(url: string, tracker: AckTracker): Promise<CountCheck
     storedAfterRun,
     acknowledgedAfterRetry,
     storedAfterRetry,
+    ...(readings === undefined ? {} : { readings }),
     pass:
       acknowledged <= storedAfterRun &&
       storedAfterRun <= acknowledged + unanswered &&
       retriesRefused === 0 &&
-      storedAfterRetry === acknowledgedAfterRetry,
+      storedAfterRetry === acknowledgedAfterRetry &&
+      (readings === undefined ||
+        (readings.acknowledged <= readings.storedAfterRun &&
+          readings.storedAfterRun <= readings.acknowledged + unansweredBodies.length * workload.readingsPerRequest &&
+          readings.storedAfterRetry === readings.acknowledgedAfterRetry &&
+          readings.acceptedInRun <= readings.storedAfterRun &&
+          readings.acceptedAfterRetry <= readings.storedAfterRetry)),
   };
 }
 
@@ -142,23 +194,43 @@ async function scenario(workload: Workload, connections: number): Promise<{ runs
   const bareFigures = figures('bare', workload.name, workload.readingsPerRequest, bareRun, bare.peakRss());
   await bare.stop();
 
+  return withTally(async (tally) => {
+    const tracker = new AckTracker(workload);
+    const tallyRun = await drive(tally, tracker, connections);
+    const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, tally.peakRss());
+    printFigures([tallyFigures, bareFigures]);
+    const check = await checkCounts(tally.url, tracker);
+    printCheck(check);
+    return { runs: [tallyFigures, bareFigures] as [RunFigures, RunFigures], check };
+  });
+}
+
+/** Runs `fn` against Tally on a fresh data dir, then stops it and removes the dir. */
+async function withTally<T>(fn: (tally: ServerProcess) => Promise<T>): Promise<T> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
   try {
     const tally = await startTally(dataDir, tallyNodeArgs);
     try {
-      const tracker = new AckTracker(workload);
-      const tallyRun = await drive(tally, tracker, connections);
-      const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, tally.peakRss());
-      printFigures([tallyFigures, bareFigures]);
-      const check = await checkCounts(tally.url, tracker);
-      printCheck(check);
-      return { runs: [tallyFigures, bareFigures], check };
+      return await fn(tally);
     } finally {
       await tally.stop();
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Tally alone: load `deviceCount` devices, then time GET /v1/devices. */
+async function deviceListings(): Promise<DevicesRun> {
+  console.log(
+    `\ndevices: ${deviceCount.toLocaleString('en-US')} devices; ${passes} full pass(es) of each listing, one request at a time; ` +
+      `then ${devicesConnections} connections, ${durationS} s (+${warmupS} s warm-up)`,
+  );
+  return withTally(async (tally) => {
+    const run = await devicesScenario(tally, makeDevices(deviceCount), { passes, connections: devicesConnections, warmupS, durationS });
+    printDevices(run);
+    return run;
+  });
 }
 
 async function main(): Promise<void> {
@@ -168,31 +240,53 @@ async function main(): Promise<void> {
   const tallyEnv = Object.entries(process.env).filter(([name]) => name.startsWith('TALLY_')).map(([k, v]) => `${k}=${v}`);
   console.log(`Tally: built, SQLite, defaults${tallyEnv.length > 0 ? ` except ${tallyEnv.join(' ')}` : ''}; ${DEVICES} UUID devices; source ${source}`);
 
-  // Enough distinct bodies for the fastest plausible rate of each, built before any timing.
+  // Enough distinct bodies for the fastest plausible rate of each, built before any timing (one
+  // workload at a time, so only one set of bodies is held).
   const devices = makeDevices(DEVICES);
   const seconds = durationS + warmupS;
-  const single = makeWorkload('single', devices, 1, seconds * 60_000);
-  const batch = makeWorkload('batch', devices, BATCH, seconds * 6_000);
+  const run = (name: string, make: () => Workload, connections: number) =>
+    scenarios.has(name) ? scenario(make(), connections) : Promise.resolve(undefined);
+  const singleRun = await run('single', () => makeWorkload('single', devices, 1, seconds * 60_000), singleConnections);
+  const batchRun = await run('batch', () => makeWorkload('batch', devices, BATCH, seconds * 6_000), batchConnections);
+  const ndjsonRun = await run('ndjson', () => makeNdjsonWorkload('ndjson', devices, NDJSON_PER_DEVICE, seconds * NDJSON_BODIES_PER_S), ndjsonConnections);
+  const devicesRun = scenarios.has('devices') ? await deviceListings() : undefined;
 
-  const singleRun = await scenario(single, singleConnections);
-  const batchRun = await scenario(batch, batchConnections);
-
-  const runs = [...singleRun.runs, ...batchRun.runs];
-  const checks = [singleRun.check, batchRun.check];
-  const goals = targets(singleRun.runs, batchRun.runs);
+  const done = [singleRun, batchRun, ndjsonRun].filter((r) => r !== undefined);
+  const runs = done.flatMap((r) => r.runs);
+  const checks = done.map((r) => r.check);
+  const goals = targets(singleRun?.runs, batchRun?.runs);
   console.log('\nsummary');
-  printFigures(runs);
+  if (runs.length > 0) printFigures(runs);
   for (const check of checks) printCheck(check);
+  if (devicesRun !== undefined) printDevices(devicesRun);
   printTargets(goals);
 
   const out = new URL('./results/latest.json', import.meta.url);
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const options = { durationS, warmupS, singleConnections, batchConnections, devices: DEVICES, batchReadings: BATCH };
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine: host, source, tallyEnv, options, runs, checks, targets: goals }, null, 2)}\n`);
+  const options = {
+    scenarios: [...scenarios],
+    durationS,
+    warmupS,
+    singleConnections,
+    batchConnections,
+    ndjsonConnections,
+    devicesConnections,
+    devices: DEVICES,
+    batchReadings: BATCH,
+    ndjsonReadings: DEVICES * NDJSON_PER_DEVICE,
+    deviceCount,
+    passes,
+  };
+  const report = { date: new Date().toISOString(), machine: host, source, tallyEnv, options, runs, checks, devices: devicesRun ?? null, targets: goals };
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${out.pathname}`);
 
   if (checks.some((c) => !c.pass)) {
     console.error('FAIL: Tally did not store exactly what it acknowledged');
+    process.exitCode = 1;
+  }
+  if (devicesRun !== undefined && !devicesRun.pass) {
+    console.error('FAIL: GET /v1/devices did not list every device exactly once');
     process.exitCode = 1;
   }
 }

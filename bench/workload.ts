@@ -1,5 +1,6 @@
 /**
- * Pre-generated Bright Counter request bodies and the bookkeeping of which ones were acknowledged.
+ * Pre-generated request bodies (Bright Counter JSON, and /v1 NDJSON: see makeNdjsonWorkload) and
+ * the bookkeeping of which ones were acknowledged.
  *
  * Body i belongs to device i mod D and carries "round" floor(i / D) of that device: round r holds
  * the readings r*B .. r*B+B-1 of the device, one second apart, so every reading is unique and each
@@ -11,10 +12,15 @@ import { randomUUID } from 'node:crypto';
 import type autocannon from 'autocannon';
 
 export const PATH = '/api/device-readings/create';
-const BASE_MS = Date.UTC(2024, 0, 1);
+export const V1_PATH = '/v1/readings';
+export const BASE_MS = Date.UTC(2024, 0, 1);
 
 export interface Workload {
   readonly name: string;
+  readonly path: string;
+  readonly contentType: string;
+  /** Whether 2xx answers carry `accepted` (the /v1 ingest outcome). */
+  readonly answersAccepted: boolean;
   readonly readingsPerRequest: number;
   readonly devices: readonly string[];
   /** Distinct bodies; beyond this many requests bodies repeat (and are duplicates to Tally). */
@@ -45,11 +51,49 @@ export function makeWorkload(name: string, devices: readonly string[], readingsP
   const d = devices.length;
   return {
     name,
+    path: PATH,
+    contentType: 'application/json',
+    answersAccepted: false,
     readingsPerRequest,
     devices,
     size: d * rounds,
     body: (i) => Buffer.concat([prefixes[i % d]!, roundBodies[Math.floor(i / d)]!]),
     countSum: (i) => roundSums[Math.floor(i / d)]!,
+  };
+}
+
+/**
+ * NDJSON bodies for POST /v1/readings, each `perDevice` readings of every device: body i holds the
+ * seconds i*perDevice .. i*perDevice+perDevice-1, one line per device for each second in turn, so
+ * each device's timestamps increase from body to body. Bodies are whole buffers, built up front.
+ */
+export function makeNdjsonWorkload(name: string, devices: readonly string[], perDevice: number, minBodies: number): Workload {
+  const lineStarts = devices.map((id) => `{"device_id":"${id}","ts":"`);
+  const bodies: Buffer[] = [];
+  const sums: number[] = [];
+  for (let i = 0; i < Math.max(1, minBodies); i++) {
+    let text = '';
+    let sum = 0;
+    for (let k = 0; k < perDevice; k++) {
+      const second = i * perDevice + k;
+      const count = 1 + (second % 5);
+      const tail = `${new Date(BASE_MS + second * 1000).toISOString()}","count":${count}}\n`;
+      for (const start of lineStarts) text += start + tail;
+      sum += count * devices.length;
+    }
+    bodies.push(Buffer.from(text));
+    sums.push(sum);
+  }
+  return {
+    name,
+    path: V1_PATH,
+    contentType: 'application/x-ndjson',
+    answersAccepted: true,
+    readingsPerRequest: perDevice * devices.length,
+    devices,
+    size: bodies.length,
+    body: (i) => bodies[i]!,
+    countSum: (i) => sums[i]!,
   };
 }
 
@@ -61,6 +105,8 @@ export function makeWorkload(name: string, devices: readonly string[], readingsP
 export class AckTracker {
   private next = 0;
   private readonly acked: Uint8Array;
+  /** Sum of `accepted` over the 2xx answers, where the workload's answers carry it. */
+  acceptedSum = 0;
 
   constructor(readonly workload: Workload) {
     this.acked = new Uint8Array(workload.size);
@@ -78,8 +124,8 @@ export class AckTracker {
         (context as { i?: number }).i = i;
         return { ...request, body: this.workload.body(i) };
       },
-      onResponse: (status, _body, context) => {
-        if (status >= 200 && status < 300) this.acked[(context as { i: number }).i] = 1;
+      onResponse: (status, body, context) => {
+        if (status >= 200 && status < 300) this.ack((context as { i: number }).i, body);
       },
     };
   }
@@ -91,8 +137,10 @@ export class AckTracker {
     return out;
   }
 
-  markAcked(i: number): void {
+  /** Records a 2xx answer to body i. */
+  ack(i: number, answer: string): void {
     this.acked[i] = 1;
+    if (this.workload.answersAccepted) this.acceptedSum += (JSON.parse(answer) as { accepted: number }).accepted;
   }
 
   /** Sum of counts over the distinct bodies acknowledged so far. */
@@ -100,5 +148,12 @@ export class AckTracker {
     let sum = 0;
     for (let i = 0; i < this.workload.size; i++) if (this.acked[i] === 1) sum += this.workload.countSum(i);
     return sum;
+  }
+
+  /** Distinct bodies acknowledged so far. */
+  ackedBodies(): number {
+    let n = 0;
+    for (let i = 0; i < this.workload.size; i++) n += this.acked[i]!;
+    return n;
   }
 }

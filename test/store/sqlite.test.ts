@@ -170,8 +170,8 @@ describe('SqliteStore specifics', () => {
     const { store, cleanup } = await openTemp();
     try {
       expect(store.name).toBe('sqlite');
-      // One writer thread; two batches in flight keep it busy while an answer travels back.
-      expect(store.maxConcurrentWrites).toBe(2);
+      // One writer: the pipeline sends one batch at a time.
+      expect(store.maxConcurrentWrites).toBe(1);
       await store.appendBatch([reading('old', 1, 1)]);
       // A device id of null breaks the NOT NULL constraint mid-transaction (after 'fresh' got a key).
       const broken = [reading('fresh', 1, 5), reading('old', 2, 5), { ...reading('x', 1), deviceId: null as unknown as string }];

@@ -30,13 +30,16 @@ function scheduleMerge(): void {
   mergeScheduled = true;
   setImmediate(() => {
     mergeScheduled = false;
-    if (closed || !writer.mergeDue) return;
-    try {
-      writer.mergeInbox();
-    } catch {
-      // nothing to undo: the merge is one transaction
-    }
+    if (!closed && writer.mergeDue) mergeQuietly();
   });
+}
+
+function mergeQuietly(): void {
+  try {
+    writer.mergeInbox();
+  } catch {
+    // nothing to undo: the merge is one transaction
+  }
 }
 
 port.on('message', (request: WriterRequest | { op: 'close' }) => {
@@ -51,7 +54,9 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
     if (request.op === 'append') {
       const stored = writer.append(request.columns);
       port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
-      if (writer.mergeDue) scheduleMerge();
+      // Far behind (merges kept being put off), merge now; otherwise when the waiting batches are done.
+      if (writer.mergeOverdue) mergeQuietly();
+      else if (writer.mergeDue) scheduleMerge();
       return;
     }
     response =

@@ -42,8 +42,9 @@ export class SqliteWriter {
   private readonly storedInReadings: Database.Statement<[number, number]>;
   private readonly insertInbox: Database.Statement<[number, number, number | null, string | null, string | null]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
-  private readonly moveInbox: Database.Statement;
-  private readonly clearInbox: Database.Statement;
+  private readonly moveInbox: Database.Statement<[number]>;
+  private readonly clearInbox: Database.Statement<[number]>;
+  private readonly mergeBoundary: Database.Statement<[number]>;
   private readonly pruneReadings: Database.Statement<[number, number]>;
   private readonly pruneInbox: Database.Statement<[number, number]>;
 
@@ -75,9 +76,10 @@ export class SqliteWriter {
     // Sorted by device, the merge appends to each device's run of the index: one pass, few pages each.
     this.moveInbox = this.db.prepare(`
       INSERT INTO readings (device_key, ts_us, count, ts_text, payload)
-      SELECT device_key, ts_us, count, ts_text, payload FROM inbox ORDER BY device_key, ts_us
+      SELECT device_key, ts_us, count, ts_text, payload FROM inbox WHERE seq <= ? ORDER BY device_key, ts_us
       ON CONFLICT (device_key, ts_us) DO NOTHING`);
-    this.clearInbox = this.db.prepare('DELETE FROM inbox');
+    this.clearInbox = this.db.prepare('DELETE FROM inbox WHERE seq <= ?');
+    this.mergeBoundary = this.db.prepare('SELECT seq FROM inbox ORDER BY seq LIMIT 1 OFFSET ?').pluck();
     this.pruneReadings = this.db.prepare(
       'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_us < ? ORDER BY ts_us LIMIT ?)',
     );
@@ -108,14 +110,24 @@ export class SqliteWriter {
     return this.inboxRows >= this.config.mergeRows;
   }
 
-  /** Moves every inbox row into `readings`, in one transaction; returns how many moved. */
+  /** Whether merges have fallen so far behind that one should run before the next batch. */
+  get mergeOverdue(): boolean {
+    return this.inboxRows >= 3 * this.config.mergeRows;
+  }
+
+  /**
+   * Moves the oldest `mergeRows` inbox rows (by arrival) into `readings` in one transaction, so a
+   * merge pauses ingest for a bounded time however far behind it is; returns how many moved.
+   */
   mergeInbox(): number {
-    const moved = this.inboxRows;
+    const last = this.mergeBoundary.get(this.config.mergeRows - 1) as number | undefined;
+    let moved = 0;
     this.db.transaction(() => {
-      this.moveInbox.run();
-      this.clearInbox.run();
+      const upTo = last ?? Number.MAX_SAFE_INTEGER;
+      this.moveInbox.run(upTo);
+      moved = this.clearInbox.run(upTo).changes;
     }).immediate();
-    this.inboxRows = 0;
+    this.inboxRows -= moved;
     return moved;
   }
 
