@@ -30,6 +30,92 @@ function daysInMonth(year: number, month: number): number {
  * missing zone, an impossible date or time, or anything that is not such a timestamp.
  */
 export function parseTimestamp(value: unknown, field: string): Instant {
+  if (typeof value === 'string') {
+    const fast = parseWellFormed(value);
+    if (fast !== undefined) return fast;
+  }
+  return parseOrExplain(value, field);
+}
+
+/** The digit at `i`, or -1. */
+function digit(s: string, i: number): number {
+  const d = s.charCodeAt(i) - 48;
+  return d >= 0 && d <= 9 ? d : -1;
+}
+
+/** Two digits at `i` as a number, or -1. */
+function twoDigits(s: string, i: number): number {
+  const a = digit(s, i);
+  const b = digit(s, i + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days-from-civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+/**
+ * The hot path: reads a valid timestamp with character arithmetic, no regex and no Date. Returns
+ * undefined for anything it does not accept, and `parseOrExplain` then finds and names the fault,
+ * so the two accept exactly the same strings.
+ */
+function parseWellFormed(s: string): Instant | undefined {
+  const n = s.length;
+  if (n < 20 || n > 35) return undefined;
+  const y1 = twoDigits(s, 0);
+  const y2 = twoDigits(s, 2);
+  const month = twoDigits(s, 5);
+  const day = twoDigits(s, 8);
+  const hour = twoDigits(s, 11);
+  const minute = twoDigits(s, 14);
+  const second = twoDigits(s, 17);
+  const t = s.charCodeAt(10);
+  if (
+    y1 < 0 || y2 < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
+    second < 0 || second > 59 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || (t !== 84 && t !== 116) ||
+    s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58
+  ) {
+    return undefined;
+  }
+  const year = y1 * 100 + y2;
+  if (year < MIN_YEAR || year > MAX_YEAR || day > daysInMonth(year, month)) return undefined;
+  let i = 19;
+  let micros = 0;
+  if (s.charCodeAt(i) === 46) {
+    let count = 0;
+    for (i++; i < n; i++, count++) {
+      const d = digit(s, i);
+      if (d < 0) break;
+      if (count < 6) micros = micros * 10 + d;
+    }
+    if (count === 0 || count > 9) return undefined;
+    for (; count < 6; count++) micros *= 10;
+  }
+  let offsetMinutes = 0;
+  const z = s.charCodeAt(i);
+  if (z === 90 || z === 122) {
+    if (i + 1 !== n) return undefined;
+  } else if (z === 43 || z === 45) {
+    const oh = twoDigits(s, i + 1);
+    const colon = s.charCodeAt(i + 3) === 58 ? 1 : 0;
+    const om = twoDigits(s, i + 3 + colon);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59 || i + 5 + colon !== n) return undefined;
+    offsetMinutes = (z === 45 ? -1 : 1) * (oh * 60 + om);
+  } else {
+    return undefined;
+  }
+  const epochSeconds = daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60;
+  return { us: epochSeconds * 1_000_000 + micros, offsetMinutes };
+}
+
+/** The strict parser that explains every fault; `parseWellFormed` defers to it for anything odd. */
+function parseOrExplain(value: unknown, field: string): Instant {
   if (typeof value !== 'string') {
     throw new ValidationError(field, `${field} must be an RFC 3339 timestamp string, e.g. 2021-09-29T16:09:15+01:00`);
   }
@@ -104,14 +190,33 @@ function pad(n: number, width = 2): string {
 
 /** Formats microseconds as RFC 3339 in UTC, with a fraction only when there is one. */
 export function formatUtc(us: number): string {
-  const ms = Math.floor(us / 1000);
-  const micros = us - ms * 1000;
-  const iso = new Date(ms).toISOString(); // 2021-09-29T15:09:15.123Z
-  const base = iso.slice(0, 19);
-  const millis = iso.slice(20, 23);
-  if (micros !== 0) return `${base}.${millis}${pad(micros, 3)}Z`;
-  if (millis !== '000') return `${base}.${millis}Z`;
-  return `${base}Z`;
+  const seconds = Math.floor(us / 1_000_000);
+  const fraction = us - seconds * 1_000_000;
+  const base = formatSeconds(seconds);
+  if (fraction === 0) return `${base}Z`;
+  const digits = pad(fraction, 6);
+  return fraction % 1000 === 0 ? `${base}.${digits.slice(0, 3)}Z` : `${base}.${digits}Z`;
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS` for whole seconds since the epoch, without a Date: listings format
+ * thousands of timestamps per page. Civil-from-days after Howard Hinnant's algorithm.
+ */
+function formatSeconds(epochSeconds: number): string {
+  const days = Math.floor(epochSeconds / 86_400);
+  const secondOfDay = epochSeconds - days * 86_400;
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const mp = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hour = Math.floor(secondOfDay / 3600);
+  const minute = Math.floor((secondOfDay % 3600) / 60);
+  return `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}:${pad(secondOfDay % 60)}`;
 }
 
 /**

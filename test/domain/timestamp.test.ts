@@ -314,3 +314,64 @@ describe('epochToMicros', () => {
     expect(validationError(() => epochToMicros(-1e15, 's', 'ts'), 'ts').message).toMatch(/range/);
   });
 });
+
+describe('formatUtc agrees with Date.prototype.toISOString across the supported range', () => {
+  test('10,000 instants from 1900 to 2200, with and without fractions, and month/leap-day edges', () => {
+    const viaDate = (us: number) => {
+      const ms = Math.floor(us / 1000);
+      const micros = us - ms * 1000;
+      const iso = new Date(ms).toISOString();
+      if (micros !== 0) return `${iso.slice(0, 23)}${String(micros).padStart(3, '0')}Z`;
+      return iso.slice(20, 23) === '000' ? `${iso.slice(0, 19)}Z` : iso;
+    };
+    const lo = Date.UTC(1900, 0, 1) * 1000;
+    const hi = Date.UTC(2200, 11, 31, 23, 59, 59) * 1000;
+    let x = 12345;
+    const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31), x / 2 ** 31);
+    const samples = Array.from({ length: 10_000 }, (_, i) => {
+      const us = Math.floor(lo + next() * (hi - lo));
+      return i % 3 === 0 ? us - (us % 1_000_000) : i % 3 === 1 ? us - (us % 1000) : us;
+    });
+    samples.push(Date.UTC(2000, 1, 29) * 1000, Date.UTC(1900, 1, 28, 23, 59, 59) * 1000, Date.UTC(2100, 2, 1) * 1000 - 1, 0, -1);
+    for (const us of samples) expect(formatUtc(us)).toBe(viaDate(us));
+  });
+});
+
+describe('parseTimestamp accepts exactly what an independent RFC 3339 reference accepts', () => {
+  test('20,000 generated strings, valid and subtly invalid, give the same instant or an error', () => {
+    const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
+    const reference = (s: string): string => {
+      const m = RFC3339.exec(s);
+      if (m === null) return 'error';
+      const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as number[];
+      const leap = year! % 4 === 0 && (year! % 100 !== 0 || year! % 400 === 0);
+      const dim = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month! - 1] ?? 0;
+      if (year! < 1900 || year! > 2200 || day! < 1 || day! > dim || hour! > 23 || minute! > 59 || second! > 59) return 'error';
+      let offset = 0;
+      if (m[8] === undefined) {
+        if (+m[10]! > 23 || +m[11]! > 59) return 'error';
+        offset = (m[9] === '-' ? -1 : 1) * (+m[10]! * 60 + +m[11]!);
+      }
+      const micros = m[7] === undefined ? 0 : +(m[7] + '00000').slice(0, 6);
+      return String((Date.UTC(year!, month! - 1, day!, hour!, minute!, second!) / 1000 - offset * 60) * 1e6 + micros);
+    };
+    let x = 7;
+    const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31), x / 2 ** 31);
+    const pick = (options: string[]) => options[Math.floor(next() * options.length)]!;
+    const two = (max: number) => String(Math.floor(next() * max)).padStart(2, '0');
+    for (let i = 0; i < 20_000; i++) {
+      const s =
+        `${1850 + Math.floor(next() * 400)}-${two(14)}-${two(33)}${pick(['T', 't', ' ', 'T'])}${two(26)}:${two(62)}:${two(62)}` +
+        pick(['', '', '.', '.1', '.123', '.123456', '.1234567', '.123456789', '.1234567890', '.12a']) +
+        pick(['Z', 'z', '+01:00', '-05:30', '+0100', '+1', '+24:00', '+01:60', '', ' Z', 'Zz', '+01:00x']);
+      let got: string;
+      try {
+        got = String(parseTimestamp(s, 'ts').us);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        got = 'error';
+      }
+      expect(got, s).toBe(reference(s));
+    }
+  });
+});
