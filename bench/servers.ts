@@ -1,8 +1,8 @@
 /** The servers under test, each a child process of the bench. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './peers/proc.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -21,16 +21,6 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function peakRss(pid: number): number | undefined {
   try {

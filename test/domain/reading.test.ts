@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ValidationError } from '../../src/domain/errors.js';
+import { validationError } from './expect-validation.js';
 import {
   LIMITS,
   checkCount,
@@ -9,20 +9,6 @@ import {
   serializePayload,
 } from '../../src/domain/reading.js';
 
-/** Runs `fn`, expects a ValidationError naming `field`, and returns it for further checks. */
-function validationError(fn: () => unknown, field: string): ValidationError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(ValidationError);
-  const error = caught as ValidationError;
-  expect(error.field).toBe(field);
-  expect(error.message).toContain(field);
-  return error;
-}
 
 /** An object nested `depth` levels deep: depth 1 is `{}`, depth 2 is `{ a: {} }`. */
 function nested(depth: number): Record<string, unknown> {

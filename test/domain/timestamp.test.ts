@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { validationError } from './expect-validation.js';
 import { ValidationError } from '../../src/domain/errors.js';
 import {
   MAX_YEAR,
@@ -12,21 +13,6 @@ import {
 /** 2021-09-29T15:09:15Z in microseconds. */
 const T0 = 1_632_928_155_000_000;
 
-/** Runs `fn`, expects a ValidationError naming `field`, and returns it for further checks. */
-function validationError(fn: () => unknown, field: string): ValidationError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(ValidationError);
-  const error = caught as ValidationError;
-  expect(error.field).toBe(field);
-  expect(error.code).toBe('InvalidInput');
-  expect(error.message).toContain(field);
-  return error;
-}
 
 describe('parseTimestamp: accepted forms', () => {
   test.each([
