@@ -208,3 +208,34 @@ test('every acknowledged reading survives SIGKILL, counted exactly once', async 
   await second.exited;
   expect(second.child.exitCode).toBe(0);
 });
+
+test('SIGTERM under load: requests in flight are answered, the queue is committed, exit code 0', async () => {
+  const shutdown = tempDir('tally-sigterm-');
+  try {
+    const server = await startServer(shutdown.dir);
+    const writers: Writer[] = Array.from({ length: WRITERS }, () => ({ deviceId: randomUUID(), requests: [], refused: [], inFlight: false }));
+    let stopped = false;
+    const load = Promise.all(writers.map((w) => write(server.url, w, () => stopped)));
+    await new Promise((r) => setTimeout(r, 1_000));
+    server.child.kill('SIGTERM');
+    await server.exited;
+    stopped = true;
+    await load;
+    expect(server.child.exitCode).toBe(0);
+    // A graceful stop refuses new work with a 503 at most; it never fails a request with a 500.
+    expect(writers.flatMap((w) => w.refused).filter((r) => r !== 'HTTP 503')).toEqual([]);
+
+    const again = await startServer(shutdown.dir);
+    for (const writer of writers) {
+      const { data: stored, cumulative_count } = await view(again.url, writer.deviceId);
+      for (const request of writer.requests.filter((r) => r.outcome === 'acked')) {
+        for (const r of request.readings) expect(stored[r.timestamp], `acked reading of ${writer.deviceId}`).toBe(r.count);
+      }
+      expect(cumulative_count).toBe(sum(Object.values(stored)));
+    }
+    again.child.kill('SIGTERM');
+    await again.exited;
+  } finally {
+    shutdown.cleanup();
+  }
+});

@@ -1,0 +1,111 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/app/config.js';
+
+const CLI = fileURLToPath(new URL('../../src/app/cli.ts', import.meta.url));
+
+function configError(env: Record<string, string>, argv: string[] = []): ConfigError {
+  try {
+    loadConfig(env, argv);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)} ${argv.join(' ')}`);
+}
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    const config = loadConfig({});
+    expect(config).toEqual({
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: './data',
+      bodyLimit: 4 * 1024 * 1024,
+      maxReadings: 10_000,
+      queueLimit: 100_000,
+      maxBatchReadings: 20_000,
+      synchronous: 'FULL',
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  test('environment variables, sizes with units, retention and the admin token', () => {
+    const config = loadConfig({
+      TALLY_HOST: '0.0.0.0',
+      TALLY_PORT: '9000',
+      TALLY_DATA_DIR: '/var/lib/tally',
+      TALLY_BODY_LIMIT: '512KiB',
+      TALLY_MAX_READINGS: '500',
+      TALLY_QUEUE_LIMIT: '5000',
+      TALLY_MAX_BATCH: '1000',
+      TALLY_SYNCHRONOUS: 'normal',
+      TALLY_LOG_LEVEL: 'warn',
+      TALLY_RETENTION: '30d',
+      TALLY_ADMIN_TOKEN: 'a-long-enough-secret',
+    });
+    expect(config).toMatchObject({
+      host: '0.0.0.0',
+      port: 9000,
+      dataDir: '/var/lib/tally',
+      bodyLimit: 512 * 1024,
+      maxReadings: 500,
+      queueLimit: 5000,
+      maxBatchReadings: 1000,
+      synchronous: 'NORMAL',
+      logLevel: 'warn',
+      retention: { us: 30 * 86_400_000_000, label: '30d' },
+      adminToken: 'a-long-enough-secret',
+    });
+  });
+
+  test('a flag wins over its variable', () => {
+    expect(loadConfig({ TALLY_PORT: '9000' }, ['--port', '9100']).port).toBe(9100);
+    expect(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL'])).toMatchObject({ dataDir: '/tmp/x', synchronous: 'NORMAL' });
+  });
+
+  test.each([
+    [{ TALLY_PORT: 'eighty' }, 'TALLY_PORT'],
+    [{ TALLY_PORT: '70000' }, 'TALLY_PORT'],
+    [{ TALLY_PORT: '-1' }, 'TALLY_PORT'],
+    [{ TALLY_BODY_LIMIT: '4 parsecs' }, 'TALLY_BODY_LIMIT'],
+    [{ TALLY_BODY_LIMIT: '10' }, 'TALLY_BODY_LIMIT'],
+    [{ TALLY_MAX_READINGS: '0' }, 'TALLY_MAX_READINGS'],
+    [{ TALLY_QUEUE_LIMIT: '1.5' }, 'TALLY_QUEUE_LIMIT'],
+    [{ TALLY_MAX_BATCH: 'many' }, 'TALLY_MAX_BATCH'],
+    [{ TALLY_SYNCHRONOUS: 'OFF' }, 'TALLY_SYNCHRONOUS'],
+    [{ TALLY_LOG_LEVEL: 'loud' }, 'TALLY_LOG_LEVEL'],
+    [{ TALLY_RETENTION: '30 days' }, 'TALLY_RETENTION'],
+    [{ TALLY_ADMIN_TOKEN: 'short' }, 'TALLY_ADMIN_TOKEN'],
+    [{ TALLY_QUEUE_LIMIT: '100', TALLY_MAX_READINGS: '1000' }, 'TALLY_QUEUE_LIMIT'],
+  ])('%o is refused with a message naming %s', (env, name) => {
+    expect(configError(env).message).toContain(name);
+  });
+
+  test('a bad flag is named as the flag', () => {
+    expect(configError({}, ['--port', 'x']).message).toContain('--port');
+    expect(configError({}, ['--no-such-flag']).message).toMatch(/no-such-flag/);
+  });
+});
+
+describe('the CLI', () => {
+  test('an invalid variable stops the start: exit code 2 and a message naming it', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
+      env: { PATH: process.env.PATH ?? '', TALLY_PORT: 'eighty' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/invalid configuration: TALLY_PORT/);
+  });
+
+  test('help lists every variable', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.status).toBe(0);
+    for (const name of ['TALLY_HOST', 'TALLY_PORT', 'TALLY_DATA_DIR', 'TALLY_BODY_LIMIT', 'TALLY_MAX_READINGS', 'TALLY_QUEUE_LIMIT', 'TALLY_RETENTION']) {
+      expect(run.stdout).toContain(name);
+    }
+  });
+});
