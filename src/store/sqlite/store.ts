@@ -80,6 +80,9 @@ interface ReadingRow {
   payload: string | null;
 }
 
+/** Prepared read statements kept at most; past it the cache starts over. */
+const STATEMENT_CACHE_LIMIT = 256;
+
 const DEVICE_COLUMNS =
   'device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count';
 
@@ -266,6 +269,8 @@ export class SqliteStore implements TelemetryStore {
     if (stmt === undefined) {
       if (this.reader === undefined) throw new StorageUnavailableError('the store is closed');
       stmt = this.reader.prepare(sql);
+      // Payload field names are chosen by clients, so the set of statements is open-ended: bound it.
+      if (this.statements.size >= STATEMENT_CACHE_LIMIT) this.statements.clear();
       this.statements.set(sql, stmt);
     }
     return stmt;
