@@ -1,0 +1,92 @@
+/**
+ * The SQLite writer on its own, without HTTP or threads: how many readings per second one writer
+ * commits for the two arrival patterns that matter, with synchronous=FULL on a fresh file.
+ *
+ *   fleet:  each transaction holds K time steps across 1,000 devices (a fleet reporting together)
+ *   device: each transaction holds 10 requests of 1,000 readings of one device each
+ *
+ * node --import tsx bench/writer.ts [--readings 1000000] [--merge-rows 20000] [--steps-per-tx 10]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Reading } from '../src/domain/reading.js';
+import { toColumns } from '../src/store/sqlite/columns.js';
+import { SqliteWriter } from '../src/store/sqlite/writer.js';
+
+const { values } = parseArgs({
+  options: {
+    readings: { type: 'string', default: '1000000' },
+    'merge-rows': { type: 'string', default: '20000' },
+    'steps-per-tx': { type: 'string', default: '10' },
+  },
+});
+const TOTAL = Number(values.readings);
+const MERGE_ROWS = Number(values['merge-rows']);
+const STEPS_PER_TX = Number(values['steps-per-tx']);
+const DEVICES = Array.from({ length: 1000 }, (_, i) => `device-${String(i).padStart(4, '0')}`);
+const T0 = Date.UTC(2024, 0, 1) * 1000;
+const SECOND = 1_000_000;
+
+function reading(deviceId: string, second: number): Reading {
+  return { deviceId, tsUs: T0 + second * SECOND, tsText: null, count: 1, payload: null };
+}
+
+/** Transactions of the fleet pattern: STEPS_PER_TX time steps, every device once per step. */
+function* fleet(): Generator<Reading[]> {
+  for (let step = 0; step * DEVICES.length < TOTAL; step += STEPS_PER_TX) {
+    const tx: Reading[] = [];
+    for (let s = step; s < step + STEPS_PER_TX; s++) for (const d of DEVICES) tx.push(reading(d, s));
+    yield tx;
+  }
+}
+
+/** Transactions of the device pattern: 10 requests of 1,000 consecutive readings of one device. */
+function* deviceBatches(): Generator<Reading[]> {
+  const next = new Map<string, number>();
+  let d = 0;
+  for (let n = 0; n < TOTAL; n += 10_000) {
+    const tx: Reading[] = [];
+    for (let r = 0; r < 10; r++) {
+      const device = DEVICES[d++ % DEVICES.length]!;
+      const start = next.get(device) ?? 0;
+      for (let k = 0; k < 1000; k++) tx.push(reading(device, start + k));
+      next.set(device, start + 1000);
+    }
+    yield tx;
+  }
+}
+
+function run(name: string, transactions: Iterable<Reading[]>): void {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-writer-bench-'));
+  const writer = new SqliteWriter({ file: join(dir, 'tally.db'), synchronous: 'FULL', cacheMiB: 64, mergeRows: MERGE_ROWS });
+  const txMs: number[] = [];
+  const mergeMs: number[] = [];
+  let rows = 0;
+  const started = performance.now();
+  for (const tx of transactions) {
+    const t = performance.now();
+    writer.append(toColumns(tx));
+    txMs.push(performance.now() - t);
+    rows += tx.length;
+    if (writer.mergeDue) {
+      const m = performance.now();
+      writer.mergeInbox();
+      mergeMs.push(performance.now() - m);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  writer.close();
+  rmSync(dir, { recursive: true, force: true });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+  console.log(
+    `${name.padEnd(7)} ${rows.toLocaleString('en-US')} readings in ${seconds.toFixed(2)} s = ` +
+      `${Math.round(rows / seconds).toLocaleString('en-US')} readings/s; transaction median ${median(txMs).toFixed(1)} ms; ` +
+      `${mergeMs.length} merges, median ${median(mergeMs).toFixed(0)} ms, max ${Math.max(0, ...mergeMs).toFixed(0)} ms`,
+  );
+}
+
+console.log(`SQLite writer alone: synchronous=FULL, mergeRows ${MERGE_ROWS.toLocaleString('en-US')}, node ${process.version}`);
+run('fleet', fleet());
+run('device', deviceBatches());
