@@ -7,24 +7,12 @@ import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { CrashCheck, DuplicatesVerdict, SumCheck } from './correctness.js';
+import type { LoadResult } from './load.js';
 import type { SystemId } from './systems.js';
 
-export interface WorkloadFigures {
-  readonly connections: number;
+/** A workload's load figures (as the load generator measured them) plus what the server used. */
+export interface WorkloadFigures extends LoadResult {
   readonly readingsPerRequest: number;
-  /** Bodies sent in the timed part. */
-  readonly sent: number;
-  readonly okRequests: number;
-  readonly okReadings: number;
-  readonly elapsedS: number;
-  readonly requestsPerS: number;
-  readonly readingsPerS: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly statusCodes: Record<string, number>;
   /** Server user + system CPU seconds during the timed part (/proc/<pid>/stat). */
   readonly serverCpuS: number | null;
   readonly cpuSPerMillion: number | null;
@@ -32,8 +20,6 @@ export interface WorkloadFigures {
   readonly diskMiBPerMillion: number | null;
   /** Server VmHWM at the end of the workload. */
   readonly peakRssMiB: number | null;
-  readonly clientCpuS: number;
-  readonly ranOut: boolean;
   /** Stored sums against acknowledged ones, read back after the run (warm-up included). */
   readonly sums: SumCheck | null;
 }

@@ -204,26 +204,12 @@ function figures(load: LoadResult, readingsPerRequest: number, before: Usage, af
   const diskBytes = before.diskBytes === undefined || after.diskBytes === undefined ? null : after.diskBytes - before.diskBytes;
   const peak = peakRssBytes(server.proc.pid);
   return {
-    connections: load.connections,
+    ...load,
     readingsPerRequest,
-    sent: load.sent,
-    okRequests: load.okRequests,
-    okReadings: load.okReadings,
-    elapsedS: load.elapsedS,
-    requestsPerS: load.requestsPerS,
-    readingsPerS: load.readingsPerS,
-    p50Ms: load.p50Ms,
-    p99Ms: load.p99Ms,
-    maxMs: load.maxMs,
-    non2xx: load.non2xx,
-    errors: load.errors,
-    statusCodes: load.statusCodes,
     serverCpuS,
     cpuSPerMillion: serverCpuS === null || load.okReadings === 0 ? null : (serverCpuS / load.okReadings) * 1e6,
     diskMiBPerMillion: diskBytes === null || load.okReadings === 0 ? null : (diskBytes / 2 ** 20 / load.okReadings) * 1e6,
     peakRssMiB: peak === undefined ? null : peak / 2 ** 20,
-    clientCpuS: load.clientCpuS,
-    ranOut: load.ranOut,
   };
 }
 

@@ -79,7 +79,7 @@ function issueFrom(error: AjvIssue): Issue {
 }
 
 /** Classifies anything thrown while serving a request. Unknown errors become a 500 the caller logs. */
-export function describeError(error: unknown): Problem {
+function describeError(error: unknown): Problem {
   if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message };
   if (error instanceof TallyError) {
     const field = error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : undefined;

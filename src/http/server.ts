@@ -48,7 +48,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
     // Errors raised before routing (a malformed URL, an over-long path parameter) in Tally's shape.
     frameworkErrors: (error, _request, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
-      void (reply as FastifyReply).code(status).send({ error: { code: 'InvalidInput', message: error.message, field: 'url' } });
+      void (reply as FastifyReply).code(status).send(tallyErrorBody({ status, code: 'InvalidInput', message: error.message, field: 'url' }));
     },
     // A log line per request would cost more than storing the reading; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -63,7 +63,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
   app.removeContentTypeParser('text/plain');
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: { code: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` } }),
+    reply.code(404).send(tallyErrorBody({ status: 404, code: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` })),
   );
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, tallyErrorBody));
 

@@ -146,6 +146,21 @@ function payloadValue(fields: readonly string[]): string {
   return parts.length === 1 ? parts[0]! : `coalesce(${parts.join(', ')})`;
 }
 
+/** The SQL value a device listing sorts by. */
+function sortValue(sort: DeviceSort): string {
+  return sort.by === 'payload' ? payloadValue(sort.fields) : SORT_COLUMNS[sort.by];
+}
+
+/**
+ * ORDER BY for a device listing, ties broken by `tiebreak`. Devices without a sorted payload field
+ * come last in either order.
+ */
+function orderBy(sort: DeviceSort, dir: 'ASC' | 'DESC', tiebreak: 'device_id' | 'key'): string {
+  const value = sortValue(sort);
+  const nullsLast = sort.by === 'payload' ? `${value} IS NULL, ` : '';
+  return value === tiebreak ? `${value} ${dir}` : `${nullsLast}${value} ${dir}, ${tiebreak} ${dir}`;
+}
+
 /**
  * Where the writer thread's code lives. Under the TypeScript sources (tests) the thread bootstraps
  * tsx first; the built service runs the compiled JavaScript directly.
@@ -284,26 +299,18 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async listDevices(query: DeviceListQuery): Promise<{ total: number; items: DeviceSummary[] }> {
-    const { total } = this.statement('SELECT count(*) AS total FROM devices WHERE reading_count > 0').get() as {
-      total: number;
-    };
     const dir = query.order === 'asc' ? 'ASC' : 'DESC';
-    const rows = this.statement(
-      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE reading_count > 0
-       ORDER BY ${this.orderBy(query.sort, dir)} LIMIT ? OFFSET ?`,
-    ).all(query.limit, query.offset) as DeviceRow[];
-    return { total, items: rows.map(toSummary) };
+    return this.snapshot(() => {
+      const total = this.statement('SELECT count(*) FROM devices WHERE reading_count > 0').pluck().get() as number;
+      const rows = this.statement(
+        `SELECT ${DEVICE_COLUMNS} FROM devices WHERE reading_count > 0
+         ORDER BY ${orderBy(query.sort, dir, 'device_id')} LIMIT ? OFFSET ?`,
+      ).all(query.limit, query.offset) as DeviceRow[];
+      return { total, items: rows.map(toSummary) };
+    });
   }
 
-  private orderBy(sort: DeviceSort, dir: 'ASC' | 'DESC'): string {
-    if (sort.by === 'payload') {
-      // First of the named payload fields that is present; devices without it sort last either way.
-      const value = payloadValue(sort.fields);
-      return `${value} IS NULL, ${value} ${dir}, device_id ${dir}`;
-    }
-    const column = SORT_COLUMNS[sort.by];
-    return column === 'device_id' ? `device_id ${dir}` : `${column} ${dir}, device_id ${dir}`;
-  }
+
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]> {
     const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
@@ -331,8 +338,7 @@ export class SqliteStore implements TelemetryStore {
     const asc = query.order === 'asc';
     const dir = asc ? 'ASC' : 'DESC';
     const cmp = asc ? '>' : '<';
-    const value =
-      query.sort.by === 'payload' ? payloadValue(query.sort.fields) : SORT_COLUMNS[query.sort.by];
+    const value = sortValue(query.sort);
     const where = ['reading_count > 0'];
     const params: unknown[] = [];
     if (query.prefix !== undefined && query.prefix !== '') {
@@ -354,11 +360,10 @@ export class SqliteStore implements TelemetryStore {
         params.push(c.v, c.k);
       }
     }
-    const nullsLast = query.sort.by === 'payload' ? `${value} IS NULL, ` : '';
     const rows = this.statement(
       `SELECT key, ${value} AS sort_value, ${DEVICE_COLUMNS} FROM devices
        WHERE ${where.join(' AND ')}
-       ORDER BY ${nullsLast}${value} ${dir}, key ${dir} LIMIT ?`,
+       ORDER BY ${orderBy(query.sort, dir, 'key')} LIMIT ?`,
     ).all(...params, query.limit) as PagedDeviceRow[];
     const last = rows.length === query.limit ? rows[rows.length - 1] : undefined;
     return {

@@ -12,7 +12,6 @@ import { decodeTsCursor, deviceItem, encodeTsCursor, queryInstant, readingItem }
 /** /v1 device reads: the latest state of all devices, one device, its history and aggregates. */
 
 const SORT_PATTERN = '^(device_id|latest_ts|first_ts|reading_count|cumulative_count|payload\\.[A-Za-z_][A-Za-z0-9_]{0,63})$';
-const Order = Type.Enum(['asc', 'desc']);
 
 const ListQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
