@@ -5,7 +5,7 @@
  *   fleet:  each transaction holds K time steps across 1,000 devices (a fleet reporting together)
  *   device: each transaction holds 10 requests of 1,000 readings of one device each
  *
- * node --import tsx bench/writer.ts [--readings 1000000] [--merge-rows 20000] [--steps-per-tx 10]
+ * node --import tsx bench/writer.ts [--readings 1000000] [--compact-rows 20000] [--steps-per-tx 10]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,12 +18,12 @@ import { SqliteWriter } from '../src/store/sqlite/writer.js';
 const { values } = parseArgs({
   options: {
     readings: { type: 'string', default: '1000000' },
-    'merge-rows': { type: 'string', default: '20000' },
+    'compact-rows': { type: 'string', default: '20000' },
     'steps-per-tx': { type: 'string', default: '10' },
   },
 });
 const TOTAL = Number(values.readings);
-const MERGE_ROWS = Number(values['merge-rows']);
+const COMPACT_ROWS = Number(values['compact-rows']);
 const STEPS_PER_TX = Number(values['steps-per-tx']);
 const DEVICES = Array.from({ length: 1000 }, (_, i) => `device-${String(i).padStart(4, '0')}`);
 const T0 = Date.UTC(2024, 0, 1) * 1000;
@@ -60,9 +60,9 @@ function* deviceBatches(): Generator<Reading[]> {
 
 function run(name: string, transactions: Iterable<Reading[]>): void {
   const dir = mkdtempSync(join(tmpdir(), 'tally-writer-bench-'));
-  const writer = new SqliteWriter({ file: join(dir, 'tally.db'), synchronous: 'FULL', cacheMiB: 64, mergeRows: MERGE_ROWS });
+  const writer = new SqliteWriter({ file: join(dir, 'tally.db'), synchronous: 'FULL', cacheMiB: 64, compactRows: COMPACT_ROWS });
   const txMs: number[] = [];
-  const mergeMs: number[] = [];
+  const compactMs: number[] = [];
   let rows = 0;
   const started = performance.now();
   for (const tx of transactions) {
@@ -70,10 +70,10 @@ function run(name: string, transactions: Iterable<Reading[]>): void {
     writer.append(toColumns(tx));
     txMs.push(performance.now() - t);
     rows += tx.length;
-    if (writer.mergeDue) {
+    if (writer.backlog >= writer.compactRows) {
       const m = performance.now();
-      writer.mergeInbox();
-      mergeMs.push(performance.now() - m);
+      writer.compact();
+      compactMs.push(performance.now() - m);
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -83,10 +83,10 @@ function run(name: string, transactions: Iterable<Reading[]>): void {
   console.log(
     `${name.padEnd(7)} ${rows.toLocaleString('en-US')} readings in ${seconds.toFixed(2)} s = ` +
       `${Math.round(rows / seconds).toLocaleString('en-US')} readings/s; transaction median ${median(txMs).toFixed(1)} ms; ` +
-      `${mergeMs.length} merges, median ${median(mergeMs).toFixed(0)} ms, max ${Math.max(0, ...mergeMs).toFixed(0)} ms`,
+      `${compactMs.length} compactions, median ${median(compactMs).toFixed(0)} ms, max ${Math.max(0, ...compactMs).toFixed(0)} ms`,
   );
 }
 
-console.log(`SQLite writer alone: synchronous=FULL, mergeRows ${MERGE_ROWS.toLocaleString('en-US')}, node ${process.version}`);
+console.log(`SQLite writer alone: synchronous=FULL, compactRows ${COMPACT_ROWS.toLocaleString('en-US')}, node ${process.version}`);
 run('fleet', fleet());
 run('device', deviceBatches());

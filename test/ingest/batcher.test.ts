@@ -101,7 +101,7 @@ describe('GroupCommitBatcher with the real SQLite store', () => {
   beforeAll(async () => {
     const { dir, cleanup } = tempDir('tally-batcher-');
     removeDir = cleanup;
-    real = await SqliteStore.open({ file: join(dir, 'tally.db'), synchronous: 'FULL', cacheMiB: 8, mergeRows: 50_000 });
+    real = await SqliteStore.open({ file: join(dir, 'tally.db'), synchronous: 'FULL', cacheMiB: 8, compactRows: 50_000 });
   });
   afterAll(async () => {
     await real.close();

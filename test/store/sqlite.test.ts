@@ -4,18 +4,20 @@ import { describe, expect, test } from 'vitest';
 import { StorageUnavailableError } from '../../src/domain/errors.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
+import { toColumns } from '../../src/store/sqlite/columns.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { SqliteWriter } from '../../src/store/sqlite/writer.js';
 import type { DeviceListQuery } from '../../src/store/types.js';
 import { tempDir } from '../helpers.js';
 import { runStoreContract, type OpenedStore } from './contract.js';
 
-function openFile(file: string, mergeRows = 50_000): Promise<SqliteStore> {
-  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, mergeRows });
+function openFile(file: string, compactRows = 50_000): Promise<SqliteStore> {
+  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, compactRows });
 }
 
-async function openTemp(mergeRows?: number): Promise<OpenedStore> {
+async function openTemp(compactRows?: number): Promise<OpenedStore> {
   const { dir, cleanup } = tempDir('tally-store-');
-  const store = await openFile(join(dir, 'tally.db'), mergeRows);
+  const store = await openFile(join(dir, 'tally.db'), compactRows);
   return {
     store,
     cleanup: async () => {
@@ -25,11 +27,12 @@ async function openTemp(mergeRows?: number): Promise<OpenedStore> {
   };
 }
 
-// Readings live in the inbox until a merge moves them to the device-ordered table: the contract
-// must hold with everything in the inbox, with everything merged after each batch, and in between.
-runStoreContract('sqlite (readings left in the inbox)', () => openTemp(Number.MAX_SAFE_INTEGER));
-runStoreContract('sqlite (inbox merged after every batch)', () => openTemp(1));
-runStoreContract('sqlite (merged every 3 readings)', () => openTemp(3));
+// Readings wait in the journal until compaction moves them into chunks: the contract must hold
+// when only readers (and idleness) trigger compaction, when every batch is compacted at once, and
+// with small compaction steps that leave many small chunks behind.
+runStoreContract('sqlite (compacted when read)', () => openTemp(Number.MAX_SAFE_INTEGER));
+runStoreContract('sqlite (compacted after every batch)', () => openTemp(1));
+runStoreContract('sqlite (compacted every 3 readings)', () => openTemp(3));
 
 const BASE = Date.UTC(2024, 0, 1) * 1000;
 const SECOND = 1_000_000;
@@ -84,23 +87,85 @@ describe('SqliteStore specifics', () => {
     });
   });
 
-  test('a second store on the same file sees the same summaries and later commits', async () => {
+  test('one writer per data file: a second store on it is refused until the first closes', async () => {
     await withFile(async (file) => {
       const one = await openFile(file);
+      await one.appendBatch([reading('x', 1, 3), reading('y', 1, 4), reading('x', 2, 5)]);
+      const error = await openFile(file).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StorageUnavailableError);
+      expect((error as Error).message).toMatch(/in use by another Tally/);
+      await one.close();
       const two = await openFile(file);
       try {
-        await one.appendBatch([reading('x', 1, 3), reading('y', 1, 4), reading('x', 2, 5)]);
-        expect(await two.listDevices(ALL)).toEqual(await one.listDevices(ALL));
         expect(await two.getDevice('x')).toMatchObject({ readingCount: 2, cumulativeCount: 8 });
-        await one.appendBatch([reading('x', 3, 1)]);
-        expect((await two.getDevice('x'))?.cumulativeCount).toBe(9);
-        // Either writer sees the other's readings as duplicates.
-        expect(Array.from(await two.appendBatch([reading('x', 3, 100), reading('z', 1, 7)]))).toEqual([0, 1]);
-        expect(await one.getDevice('z')).toMatchObject({ readingCount: 1, cumulativeCount: 7 });
-        expect((await one.getDevice('x'))?.cumulativeCount).toBe(9);
+        expect(Array.from(await two.appendBatch([reading('x', 2, 100), reading('z', 1, 7)]))).toEqual([0, 1]);
       } finally {
-        await one.close();
         await two.close();
+      }
+    });
+  });
+
+  test('readings acknowledged but not yet compacted are in the journal: a reopen replays them once', async () => {
+    await withFile(async (file) => {
+      // The writer on its own, closed as a crash would leave it: what it held in memory is gone,
+      // the journal rows are not.
+      const writer = new SqliteWriter({ file, synchronous: 'FULL', cacheMiB: 8, compactRows: Number.MAX_SAFE_INTEGER });
+      writer.append(toColumns([reading('j', 2, 2, '{"v":2}'), reading('j', 1, 1)]));
+      writer.append(toColumns([reading('j', 3, 3), reading('k', 1, 10)]));
+      writer.close({ compact: false });
+      const raw = new Database(file, { readonly: true });
+      expect(raw.prepare('SELECT count(*) FROM journal').pluck().get()).toBe(2);
+      expect(raw.prepare('SELECT count(*) FROM chunks').pluck().get()).toBe(0);
+      raw.close();
+
+      const store = await openFile(file);
+      try {
+        expect(await store.getDevice('j')).toMatchObject({ readingCount: 3, cumulativeCount: 6, latestTsUs: BASE + 3 * SECOND, latestPayload: null });
+        expect((await store.deviceReadings('j', { order: 'asc' })).map((r) => [r.count, r.payload])).toEqual([
+          [1, null],
+          [2, '{"v":2}'],
+          [3, null],
+        ]);
+        expect(Array.from(await store.appendBatch([reading('j', 2, 50), reading('k', 1, 50), reading('k', 2, 1)]))).toEqual([0, 0, 1]);
+        expect(await store.getDevice('k')).toMatchObject({ readingCount: 2, cumulativeCount: 11 });
+      } finally {
+        await store.close();
+      }
+      const after = new Database(file, { readonly: true });
+      try {
+        expect(after.prepare('SELECT count(*) FROM journal').pluck().get()).toBe(0);
+        expect(after.prepare('SELECT sum(n) FROM chunks').pluck().get()).toBe(5);
+      } finally {
+        after.close();
+      }
+    });
+  });
+
+  test('an older file (readings in rows, schema version 2) upgrades with every reading kept', async () => {
+    await withFile(async (file) => {
+      const old = new Database(file);
+      migrate(old, 2);
+      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count)
+                VALUES (1, 'old', ${BASE + SECOND}, ${BASE + 3 * SECOND}, '2024-01-01T00:00:03+01:00', '{"v":3}', 3, 6)`);
+      old.exec(`INSERT INTO readings (device_key, ts_us, count, ts_text, payload) VALUES
+                (1, ${BASE + SECOND}, 1, NULL, NULL), (1, ${BASE + 3 * SECOND}, 3, '2024-01-01T00:00:03+01:00', '{"v":3}')`);
+      old.exec(`INSERT INTO inbox (device_key, ts_us, count, ts_text, payload) VALUES (1, ${BASE + 2 * SECOND}, 2, NULL, '{"v":2}')`);
+      old.close();
+      const store = await openFile(file);
+      try {
+        const readings = await store.deviceReadings('old', { order: 'asc' });
+        expect(readings.map((r) => [r.tsUs, r.count, r.tsText, r.payload])).toEqual([
+          [BASE + SECOND, 1, null, null],
+          [BASE + 2 * SECOND, 2, null, '{"v":2}'],
+          [BASE + 3 * SECOND, 3, '2024-01-01T00:00:03+01:00', '{"v":3}'],
+        ]);
+        expect(Array.from(await store.appendBatch([reading('old', 2, 9), reading('old', 4, 4)]))).toEqual([0, 1]);
+        expect(await store.getDevice('old')).toMatchObject({ readingCount: 4, cumulativeCount: 10 });
+      } finally {
+        await store.close();
       }
     });
   });
@@ -116,7 +181,7 @@ describe('SqliteStore specifics', () => {
       const once = inspect(db);
       expect(once.version).toBe(SCHEMA_VERSION);
       expect(once.objects.map((o) => (o as { name: string }).name)).toEqual(
-        expect.arrayContaining(['devices', 'readings', 'readings_device_ts', 'readings_ts_device', 'inbox', 'inbox_ts_device']),
+        expect.arrayContaining(['devices', 'chunks', 'chunks_device_first', 'chunks_device_last', 'chunks_first', 'chunks_last', 'journal']),
       );
       migrate(db);
       expect(inspect(db)).toEqual(once);
@@ -132,7 +197,7 @@ describe('SqliteStore specifics', () => {
       const after = new Database(file, { readonly: true });
       try {
         expect(inspect(after)).toEqual(once);
-        expect(after.prepare('SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM inbox) AS n').get()).toEqual({ n: 1 });
+        expect(after.prepare('SELECT (SELECT coalesce(sum(n), 0) FROM chunks) + (SELECT count(*) FROM journal) AS n').get()).toEqual({ n: 1 });
       } finally {
         after.close();
       }

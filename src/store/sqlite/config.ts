@@ -10,8 +10,8 @@ export interface SqliteStoreConfig {
   /** Page cache of the writer, in MiB: enough to keep the hot index pages of many devices. */
   readonly cacheMiB: number;
   /**
-   * Readings gathered in the time-ordered inbox before the writer merges them into the
-   * device-ordered table. Larger merges cost less per reading but pause ingest longer.
+   * Journal backlog (readings) at which the writer compacts them into per-device chunks, and the
+   * least one compaction step moves. Larger steps make fuller chunks but pause ingest longer.
    */
-  readonly mergeRows: number;
+  readonly compactRows: number;
 }

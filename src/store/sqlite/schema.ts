@@ -3,10 +3,11 @@ import type Database from 'better-sqlite3';
 /**
  * Versioned migrations, applied in order; PRAGMA user_version records how many have run.
  *
- * Layout: `readings` is a rowid table whose uniqueness of (device, ts) lives in a compact index over
- * integer device keys; a time index serves newest-first listings and retention. `devices` holds each
- * device's summary, updated in the same transaction as the inserts, so latest/cumulative queries are
- * single lookups.
+ * Layout (as of the last migration): `journal` holds committed readings not yet compacted, one row
+ * per commit; `chunks` holds the rest, one row per device per run of readings; `devices` holds each
+ * device's summary, updated in the same transaction that moves its readings into chunks, so
+ * latest/cumulative queries are single lookups. The first two migrations are the earlier
+ * row-per-reading layout, kept so an older file upgrades.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -50,17 +51,53 @@ const MIGRATIONS: readonly string[] = [
   DROP INDEX readings_ts;
   CREATE INDEX readings_ts_device ON readings (ts_us, device_key);
   `,
+  // Chunks and the journal. A commit writes one journal row holding all its readings (one B-tree
+  // append however many devices it spans); compaction later moves them into `chunks`, one row per
+  // device per run of readings (see chunk.ts for the text form), so a per-device query reads a few
+  // rows and the per-row cost of a B-tree insert is paid per chunk, not per reading. A chunk's
+  // readings are in timestamp order; chunks of one device may overlap in time when readings
+  // arrived out of order. Existing readings move into chunks of at most 512.
+  `
+  CREATE TABLE chunks (
+    id          INTEGER PRIMARY KEY,
+    device_key  INTEGER NOT NULL,
+    first_ts_us INTEGER NOT NULL,
+    last_ts_us  INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    data        TEXT    NOT NULL
+  );
+  CREATE INDEX chunks_device_first ON chunks (device_key, first_ts_us);
+  CREATE INDEX chunks_device_last ON chunks (device_key, last_ts_us);
+  CREATE INDEX chunks_first ON chunks (first_ts_us);
+  CREATE INDEX chunks_last ON chunks (last_ts_us);
+  CREATE TABLE journal (
+    seq  INTEGER PRIMARY KEY,
+    data TEXT NOT NULL
+  );
+  INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data)
+  SELECT device_key, min(ts_us), max(ts_us), count(*), group_concat(line, '' ORDER BY ts_us)
+  FROM (
+    SELECT device_key, ts_us,
+           (row_number() OVER (PARTITION BY device_key ORDER BY ts_us) - 1) / 512 AS part,
+           ts_us || char(9) || coalesce(count, '') || char(9) || coalesce(ts_text, '') || char(9) || coalesce(payload, '') || char(10) AS line
+    FROM (SELECT device_key, ts_us, count, ts_text, payload FROM readings
+          UNION ALL SELECT device_key, ts_us, count, ts_text, payload FROM inbox)
+  )
+  GROUP BY device_key, part;
+  DROP TABLE inbox;
+  DROP TABLE readings;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the database up to the current schema; a no-op when it is already there. */
-export function migrate(db: Database.Database): void {
+/** Brings the database up to the current schema (or to `target`, for tests); a no-op when it is already there. */
+export function migrate(db: Database.Database, target = MIGRATIONS.length): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`database schema version ${current} is newer than this Tally (${MIGRATIONS.length})`);
   }
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  for (let version = current; version < target; version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);

@@ -16,6 +16,8 @@ import type {
   StoredReading,
   TelemetryStore,
 } from '../types.js';
+import type { ChunkReading } from './chunk.js';
+import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { toColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
 import type { WriterReady, WriterRequest, WriterResponse } from './protocol.js';
@@ -71,15 +73,6 @@ function decodePageCursor(text: string, listing: string): PageCursor {
   return c;
 }
 
-interface ReadingRow {
-  seq: number;
-  device_id: string;
-  ts_us: number;
-  ts_text: string | null;
-  count: number | null;
-  payload: string | null;
-}
-
 /** Prepared read statements kept at most; past it the cache starts over. */
 const STATEMENT_CACHE_LIMIT = 256;
 
@@ -106,38 +99,12 @@ function toSummary(row: DeviceRow): DeviceSummary {
   };
 }
 
-function toReading(row: ReadingRow): StoredReading {
-  return {
-    seq: row.seq,
-    deviceId: row.device_id,
-    tsUs: row.ts_us,
-    tsText: row.ts_text,
-    count: row.count,
-    payload: row.payload,
-  };
-}
-
 const PAYLOAD_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /** A JSON path literal for json_extract. Field names are restricted, so they are safe in SQL. */
 function jsonPath(field: string): string {
   if (!PAYLOAD_FIELD.test(field)) throw new Error(`unsupported payload field name: ${field}`);
   return `'$.${field}'`;
-}
-
-/**
- * Merges two runs sorted by `compare` into one, keeping at most `limit` items (-1: all).
- * Readings live in two tables (the inbox and the merged readings); each query reads both.
- */
-function mergeSorted<T>(a: T[], b: T[], compare: (x: T, y: T) => number, limit: number): T[] {
-  if (b.length === 0) return limit < 0 ? a : a.slice(0, limit);
-  if (a.length === 0) return limit < 0 ? b : b.slice(0, limit);
-  const total = limit < 0 ? a.length + b.length : Math.min(limit, a.length + b.length);
-  const out: T[] = new Array(total);
-  let i = 0;
-  let j = 0;
-  for (let k = 0; k < total; k++) out[k] = j >= b.length || (i < a.length && compare(a[i]!, b[j]!) <= 0) ? a[i++]! : b[j++]!;
-  return out;
 }
 
 /** The first of the named latest-payload fields that is present (SQL). */
@@ -196,6 +163,12 @@ export class SqliteStore implements TelemetryStore {
   private reader: Database.Database | undefined;
   private readonly statements = new Map<string, Database.Statement>();
   private closing: Promise<void> | undefined;
+  /** Journal seq of the newest acknowledged batch. */
+  private ackedThrough = 0;
+  /** Journal seq through which compaction has moved readings where reads find them. */
+  private visibleThrough = 0;
+  /** The compaction request in flight for readers, and the seq it asked for. */
+  private catchingUp: { through: number; done: Promise<unknown> } | undefined;
 
   private constructor(private readonly config: SqliteStoreConfig) {}
 
@@ -218,6 +191,7 @@ export class SqliteStore implements TelemetryStore {
           reject(new StorageUnavailableError(`cannot open ${this.config.file}: ${ready.message}`));
           return;
         }
+        this.visibleThrough = Math.max(this.visibleThrough, ready.compacted);
         worker.on('message', (response: WriterResponse) => this.settle(response));
         this.writer = worker;
         resolve(worker);
@@ -239,6 +213,7 @@ export class SqliteStore implements TelemetryStore {
   }
 
   private settle(response: WriterResponse): void {
+    if (response.compacted > this.visibleThrough) this.visibleThrough = response.compacted;
     const waiter = this.waiting.get(response.id);
     if (waiter === undefined) return;
     this.waiting.delete(response.id);
@@ -262,7 +237,28 @@ export class SqliteStore implements TelemetryStore {
       columns.tsUs.buffer as ArrayBuffer,
       columns.counts.buffer as ArrayBuffer,
     ]);
+    if (response.seq! > this.ackedThrough) this.ackedThrough = response.seq!;
     return response.stored!;
+  }
+
+  /**
+   * Read-your-writes: resolves once reads see every batch acknowledged so far. Acknowledged readings
+   * sit in the journal until compacted (within milliseconds when the writer is idle); a read that
+   * finds some there asks the writer to compact them first, sharing one request with other readers.
+   */
+  private visible(): Promise<unknown> | undefined {
+    const through = this.ackedThrough;
+    if (this.visibleThrough >= through) return undefined;
+    if (this.catchingUp === undefined || this.catchingUp.through < through) {
+      const done = this.call({ op: 'compact', id: this.nextId++, through });
+      const request = { through, done };
+      this.catchingUp = request;
+      void done.then(
+        () => this.catchingUp === request && (this.catchingUp = undefined),
+        () => this.catchingUp === request && (this.catchingUp = undefined),
+      );
+    }
+    return this.catchingUp.done;
   }
 
   async deleteDevice(deviceId: string): Promise<boolean> {
@@ -292,6 +288,7 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async getDevice(deviceId: string): Promise<DeviceSummary | undefined> {
+    await this.visible();
     const row = this.statement(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND reading_count > 0`).get(
       deviceId,
     ) as DeviceRow | undefined;
@@ -299,6 +296,7 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async listDevices(query: DeviceListQuery): Promise<{ total: number; items: DeviceSummary[] }> {
+    await this.visible();
     const dir = query.order === 'asc' ? 'ASC' : 'DESC';
     return this.snapshot(() => {
       const total = this.statement('SELECT count(*) FROM devices WHERE reading_count > 0').pluck().get() as number;
@@ -313,8 +311,7 @@ export class SqliteStore implements TelemetryStore {
 
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]> {
-    const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
-    if (key === undefined) return [];
+    await this.visible();
     const asc = query.order === 'asc';
     let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
     let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
@@ -322,19 +319,27 @@ export class SqliteStore implements TelemetryStore {
       if (asc) from = Math.max(from, query.afterTsUs + 1);
       else to = Math.min(to, query.afterTsUs);
     }
-    const limit = query.limit ?? -1;
-    const dir = asc ? 'ASC' : 'DESC';
-    // Each table answers with its own index and limit; the two sorted runs are merged here.
-    const fromTable = (table: string) =>
-      this.statement(
-        `SELECT device_key AS seq, ? AS device_id, ts_us, ts_text, count, payload FROM ${table}
-         WHERE device_key = ? AND ts_us >= ? AND ts_us < ? ORDER BY ts_us ${dir} LIMIT ?`,
-      ).all(deviceId, key, from, to, limit) as ReadingRow[];
-    const [merged, inbox] = this.snapshot(() => [fromTable('readings'), fromTable('inbox')]);
-    return mergeSorted(merged, inbox, (a, b) => (asc ? a.ts_us - b.ts_us : b.ts_us - a.ts_us), limit).map(toReading);
+    return this.snapshot(() => {
+      const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
+      if (key === undefined) return [];
+      const bound = asc ? 'first_ts_us' : 'last_ts_us';
+      const rows = this.statement(
+        `SELECT ${bound} AS bound, data FROM chunks
+         WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us < ? ORDER BY ${bound} ${asc ? 'ASC' : 'DESC'}`,
+      ).iterate(key, from, to) as Iterable<ChunkRow>;
+      const toStored = (r: ChunkReading): StoredReading => ({ seq: key, deviceId, ...r });
+      return mergeChunks(rows, {
+        readingsOf: (row) => readingsBetween(row.data, from, to).map(toStored),
+        tsOf: (r) => r.tsUs,
+        compare: asc ? (a, b) => a.tsUs - b.tsUs : (a, b) => b.tsUs - a.tsUs,
+        ascending: asc,
+        limit: query.limit ?? -1,
+      });
+    });
   }
 
   async listDevicePage(query: DevicePageQuery): Promise<DevicePage> {
+    await this.visible();
     const asc = query.order === 'asc';
     const dir = asc ? 'ASC' : 'DESC';
     const cmp = asc ? '>' : '<';
@@ -373,20 +378,17 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
-    const raw = query.field.kind === 'count' ? 'count' : `json_extract(payload, ${jsonPath(query.field.name)})`;
-    // Only numbers are aggregated; a text or object in the field counts as absent.
-    const value = query.field.kind === 'count' ? raw : `CASE WHEN json_type(payload, ${jsonPath(query.field.name)}) IN ('integer', 'real') THEN ${raw} END`;
-    return this.statement(
-      `SELECT bucket AS startUs, count(v) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, avg(v) AS avg
-       FROM (
-         SELECT r.ts_us - (((r.ts_us % @every) + @every) % @every) AS bucket, ${value} AS v
-         FROM devices d
-         JOIN (SELECT device_key, ts_us, count, payload FROM readings
-               UNION ALL SELECT device_key, ts_us, count, payload FROM inbox) r ON r.device_key = d.key
-         WHERE d.device_id = @deviceId AND r.ts_us >= @fromUs AND r.ts_us < @toUs
-       )
-       GROUP BY bucket HAVING count(v) > 0 ORDER BY bucket`,
-    ).all({ every: query.everyUs, deviceId, fromUs: query.fromUs, toUs: query.toUs }) as AggregateBucket[];
+    await this.visible();
+    const chunks = this.statement(
+      `SELECT c.data FROM devices d JOIN chunks c ON c.device_key = d.key
+       WHERE d.device_id = ? AND c.last_ts_us >= ? AND c.first_ts_us < ?`,
+    )
+      .pluck()
+      .all(deviceId, query.fromUs, query.toUs) as string[];
+    return aggregateReadings(
+      chunks.flatMap((data) => readingsBetween(data, query.fromUs, query.toUs)),
+      query,
+    );
   }
 
   async pruneBefore(beforeUs: number, limit: number): Promise<number> {
@@ -395,24 +397,29 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]> {
-    const fromTable = (table: string) => {
-      const select = `SELECT r.device_key AS seq, d.device_id, r.ts_us, r.ts_text, r.count, r.payload
-         FROM ${table} r JOIN devices d ON d.key = r.device_key`;
-      const order = 'ORDER BY r.ts_us DESC, r.device_key DESC LIMIT ?';
-      return (
+    await this.visible();
+    // Newest first across devices: chunks by last timestamp, merged; ties in time go by device key.
+    const select = `SELECT c.last_ts_us AS bound, c.data, c.device_key AS key, d.device_id AS deviceId
+       FROM chunks c JOIN devices d ON d.key = c.device_key`;
+    const order = 'ORDER BY c.last_ts_us DESC';
+    return this.snapshot(() => {
+      const rows = (
         after === undefined
-          ? this.statement(`${select} ${order}`).all(limit)
-          : this.statement(`${select} WHERE r.ts_us <= ? AND (r.ts_us < ? OR r.device_key < ?) ${order}`).all(
-              after.tsUs,
-              after.tsUs,
-              after.seq,
-              limit,
-            )
-      ) as ReadingRow[];
-    };
-    const newestFirst = (a: ReadingRow, b: ReadingRow) => b.ts_us - a.ts_us || b.seq - a.seq;
-    const [merged, inbox] = this.snapshot(() => [fromTable('readings'), fromTable('inbox')]);
-    return mergeSorted(merged, inbox, newestFirst, limit).map(toReading);
+          ? this.statement(`${select} ${order}`).iterate()
+          : this.statement(`${select} WHERE c.first_ts_us <= ? ${order}`).iterate(after.tsUs)
+      ) as Iterable<ChunkRow & { key: number; deviceId: string }>;
+      const before = (r: StoredReading) => after === undefined || r.tsUs < after.tsUs || (r.tsUs === after.tsUs && r.seq < after.seq);
+      return mergeChunks(rows, {
+        readingsOf: (row) =>
+          readingsBetween(row.data, Number.MIN_SAFE_INTEGER, after === undefined ? Number.MAX_SAFE_INTEGER : after.tsUs + 1)
+            .map((r): StoredReading => ({ seq: row.key, deviceId: row.deviceId, ...r }))
+            .filter(before),
+        tsOf: (r) => r.tsUs,
+        compare: (a, b) => b.tsUs - a.tsUs || b.seq - a.seq,
+        ascending: false,
+        limit,
+      });
+    });
   }
 
   close(): Promise<void> {

@@ -11,60 +11,82 @@ const port = parentPort!;
 let writer: SqliteWriter;
 try {
   writer = new SqliteWriter(workerData as SqliteStoreConfig);
-  port.postMessage({ ready: true } satisfies WriterReady);
+  port.postMessage({ ready: true, compacted: writer.compactedThrough } satisfies WriterReady);
 } catch (err) {
   port.postMessage({ ready: false, message: (err as Error).message } satisfies WriterReady);
   process.exit(1);
 }
 
-let mergeScheduled = false;
+/** Quiet time after the last append before the backlog is compacted, so idle readers never wait. */
+const IDLE_MS = 5;
+
+let compactionScheduled = false;
 let closed = false;
 
+/** Compacts without failing the caller: a failed compaction leaves the journal as it was. */
+function compactQuietly(all: boolean): void {
+  try {
+    if (all) writer.compactAll();
+    else writer.compact();
+  } catch {
+    // nothing to undo: each compaction step is one transaction; the next trigger tries again
+  }
+  port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough } satisfies WriterResponse);
+}
+
 /**
- * Merges the inbox after the answer has gone and after the batches already waiting on the port:
- * a merge delays later batches by its own length, never an acknowledged one. A failed merge leaves
- * the inbox as it was (still read, still deduplicated), and the next append schedules it again.
+ * Compacts after the answer has gone and after the batches already waiting on the port: a
+ * compaction delays later batches by its own length, never an acknowledged one.
  */
-function scheduleMerge(): void {
-  if (mergeScheduled) return;
-  mergeScheduled = true;
+function scheduleCompaction(): void {
+  if (compactionScheduled) return;
+  compactionScheduled = true;
   setImmediate(() => {
-    mergeScheduled = false;
-    if (!closed && writer.mergeDue) mergeQuietly();
+    compactionScheduled = false;
+    if (!closed && writer.backlog >= writer.compactRows) compactQuietly(false);
   });
 }
 
-function mergeQuietly(): void {
-  try {
-    writer.mergeInbox();
-  } catch {
-    // nothing to undo: the merge is one transaction
-  }
-}
+const idle = setTimeout(() => {
+  if (!closed && writer.backlog > 0) compactQuietly(true);
+}, IDLE_MS);
+idle.unref();
 
 port.on('message', (request: WriterRequest | { op: 'close' }) => {
   if (request.op === 'close') {
     closed = true;
+    clearTimeout(idle);
     writer.close();
     port.close();
     return;
   }
   let response: WriterResponse;
   try {
-    if (request.op === 'append') {
-      const stored = writer.append(request.columns);
-      port.postMessage({ id: request.id, ok: true, stored } satisfies WriterResponse, [stored.buffer as ArrayBuffer]);
-      // Far behind (merges kept being put off), merge now; otherwise when the waiting batches are done.
-      if (writer.mergeOverdue) mergeQuietly();
-      else if (writer.mergeDue) scheduleMerge();
-      return;
+    switch (request.op) {
+      case 'append': {
+        const { stored, seq } = writer.append(request.columns);
+        port.postMessage({ id: request.id, ok: true, compacted: writer.compactedThrough, stored, seq } satisfies WriterResponse, [
+          stored.buffer as ArrayBuffer,
+        ]);
+        // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
+        if (writer.backlog >= 3 * writer.compactRows) compactQuietly(false);
+        else if (writer.backlog >= writer.compactRows) scheduleCompaction();
+        if (writer.backlog > 0) idle.refresh();
+        return;
+      }
+      case 'compact':
+        while (writer.compactedThrough < request.through && writer.backlog > 0) writer.compact();
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough };
+        break;
+      case 'prune':
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, deleted: writer.prune(request.beforeUs, request.limit) };
+        break;
+      case 'deleteDevice':
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, existed: writer.deleteDevice(request.deviceId) };
+        break;
     }
-    response =
-      request.op === 'prune'
-        ? { id: request.id, ok: true, deleted: writer.prune(request.beforeUs, request.limit) }
-        : { id: request.id, ok: true, existed: writer.deleteDevice(request.deviceId) };
   } catch (err) {
-    response = { id: request.id, ok: false, message: (err as Error).message };
+    response = { id: request.id, ok: false, compacted: writer.compactedThrough, message: (err as Error).message };
   }
   port.postMessage(response);
 });

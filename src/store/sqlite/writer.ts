@@ -1,54 +1,87 @@
 import Database from 'better-sqlite3';
+import { chunkHas, chunkLine, decodeChunk, decodeJournal, journalLine } from './chunk.js';
 import type { ReadingColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
+import { emptyEntry, PendingReadings, type PendingEntry } from './pending.js';
 import { migrate } from './schema.js';
 
-/** Per-device change gathered over one batch, applied to `devices` once per device. */
-interface SummaryDelta {
-  readings: number;
-  countSum: number;
-  minTs: number;
-  maxTs: number;
-  maxTsText: string | null;
-  maxPayload: string | null;
+/** The chunk a device's newest readings are appended to, while it has room. */
+interface OpenChunk {
+  readonly id: number;
+  lastTs: number;
+  chars: number;
 }
 
 /** What the writer remembers of a device between batches. */
 interface DeviceState {
   readonly key: number;
-  /** Greatest timestamp stored for the device (null before its first reading). */
+  /** Greatest timestamp compacted for the device (null before its first). */
   latestTs: number | null;
+  /** Its newest chunk (null: none; undefined: not looked up yet). */
+  open: OpenChunk | null | undefined;
+}
+
+/** One device's share of a compaction: its readings' timestamps and chunk lines, sorted by timestamp. */
+interface DeviceRun {
+  ts: number[];
+  lines: string[];
+  countSum: number;
+  sorted: boolean;
+  latestTs: number;
+  latestText: string | null;
+  latestPayload: string | null;
 }
 
 /** Device cache bound: beyond it the cache starts over (it is only a shortcut). */
 const DEVICE_CACHE_LIMIT = 200_000;
+/**
+ * A chunk takes appended readings while it is under this many characters (about four pages): an
+ * append rewrites the row, so this bounds what a compaction rewrites per device, and what a point
+ * lookup or a query decodes per chunk.
+ */
+export const CHUNK_CHARS = 3500;
+const NEW_CHUNK_CHARS = 16_384;
+
+/** What an append reports: a flag per reading, and the journal position that holds them. */
+export interface AppendResult {
+  readonly stored: Uint8Array;
+  /** Readers see this batch once compaction has reached this seq. */
+  readonly seq: number;
+}
 
 /**
  * The single writer of a SQLite database. It runs on the writer thread; one `append` is one
  * transaction, committed (and, with synchronous=FULL, fsynced) before it returns.
  *
- * New readings go to the time-ordered `inbox`, so a commit touches few pages however many devices
- * it spans; once `mergeRows` have gathered, `mergeInbox` moves them to `readings` in one sorted pass.
- * A reading is a duplicate if it is in either table: the inbox's unique index catches the first
- * case, and a point lookup in `readings` the second, made only when the reading is not newer than
- * everything the device has stored (the in-order case needs no lookup at all).
+ * A commit writes the batch's new readings as one `journal` row: one B-tree append however many
+ * devices it spans. `compact` later moves journal entries into per-device `chunks` and updates the
+ * device summaries, in one transaction per step. Until then the readings are also held in memory
+ * (`PendingReadings`) for deduplication; after a crash the journal is replayed on open.
+ *
+ * A reading is a duplicate if its device already has one at that instant: a reading newer than
+ * anything the device has (the in-order case) needs no lookup; an older one is looked up in the
+ * pending index and then in the chunks whose time range covers it.
  */
 export class SqliteWriter {
   private readonly db: Database.Database;
+  private readonly lock: Database.Database;
   private readonly devices = new Map<string, DeviceState>();
-  private inboxRows: number;
+  private readonly byKey = new Map<number, DeviceState>();
+  private readonly pending = new PendingReadings();
+  private lastSeq = 0;
+  private compactedSeq = 0;
   private readonly selectDevice: Database.Statement<[string], { key: number; latest_ts_us: number | null }>;
   private readonly insertDevice: Database.Statement<[string]>;
-  private readonly storedInReadings: Database.Statement<[number, number]>;
-  private readonly insertInbox: Database.Statement<[number, number, number | null, string | null, string | null]>;
+  private readonly chunksCovering: Database.Statement<[number, number, number], string>;
+  private readonly insertJournal: Database.Statement<[number, string]>;
+  private readonly clearJournal: Database.Statement<[number]>;
+  private readonly newestChunk: Database.Statement<[number], { id: number; last_ts_us: number; chars: number }>;
+  private readonly insertChunk: Database.Statement<[number, number, number, number, string]>;
+  private readonly appendChunk: Database.Statement<[string, number, number, number]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
-  private readonly moveInbox: Database.Statement<[number]>;
-  private readonly clearInbox: Database.Statement<[number]>;
-  private readonly mergeBoundary: Database.Statement<[number]>;
-  private readonly pruneReadings: Database.Statement<[number, number]>;
-  private readonly pruneInbox: Database.Statement<[number, number]>;
 
   constructor(private readonly config: SqliteStoreConfig) {
+    this.lock = holdWriterLock(config.file);
     this.db = new Database(config.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${config.synchronous}`);
@@ -57,13 +90,18 @@ export class SqliteWriter {
     migrate(this.db);
     this.selectDevice = this.db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
-    this.storedInReadings = this.db.prepare('SELECT 1 FROM readings WHERE device_key = ? AND ts_us = ?').pluck();
-    this.insertInbox = this.db.prepare(
-      // Only a duplicate (instant, device) is skipped; any other constraint failure aborts the batch.
-      'INSERT INTO inbox (device_key, ts_us, count, ts_text, payload) VALUES (?, ?, ?, ?, ?) ON CONFLICT (ts_us, device_key) DO NOTHING',
+    this.chunksCovering = this.db
+      .prepare('SELECT data FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?')
+      .pluck() as Database.Statement<[number, number, number], string>;
+    this.insertJournal = this.db.prepare('INSERT INTO journal (seq, data) VALUES (?, ?)');
+    this.clearJournal = this.db.prepare('DELETE FROM journal WHERE seq <= ?');
+    this.newestChunk = this.db.prepare(
+      'SELECT id, last_ts_us, length(data) AS chars FROM chunks WHERE device_key = ? ORDER BY last_ts_us DESC LIMIT 1',
     );
+    this.insertChunk = this.db.prepare('INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (?, ?, ?, ?, ?)');
+    this.appendChunk = this.db.prepare('UPDATE chunks SET data = data || ?, n = n + ?, last_ts_us = ? WHERE id = ?');
     // Every expression on the right sees the row as it was before this UPDATE.
-    // Positional parameters bind faster than named ones; this runs once per device per batch.
+    // Positional parameters bind faster than named ones; this runs once per device per compaction.
     this.updateSummary = this.db.prepare(`
       UPDATE devices SET
         reading_count    = reading_count + ?,
@@ -73,110 +111,167 @@ export class SqliteWriter {
         latest_payload   = CASE WHEN latest_ts_us IS NULL OR ? > latest_ts_us THEN ? ELSE latest_payload END,
         latest_ts_us     = max(coalesce(latest_ts_us, ?), ?)
       WHERE key = ?`);
-    // Sorted by device, the merge appends to each device's run of the index: one pass, few pages each.
-    this.moveInbox = this.db.prepare(`
-      INSERT INTO readings (device_key, ts_us, count, ts_text, payload)
-      SELECT device_key, ts_us, count, ts_text, payload FROM inbox WHERE seq <= ? ORDER BY device_key, ts_us
-      ON CONFLICT (device_key, ts_us) DO NOTHING`);
-    this.clearInbox = this.db.prepare('DELETE FROM inbox WHERE seq <= ?');
-    this.mergeBoundary = this.db.prepare('SELECT seq FROM inbox ORDER BY seq LIMIT 1 OFFSET ?').pluck();
-    this.pruneReadings = this.db.prepare(
-      'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_us < ? ORDER BY ts_us LIMIT ?)',
-    );
-    this.pruneInbox = this.db.prepare('DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE ts_us < ? ORDER BY ts_us LIMIT ?)');
-    this.inboxRows = this.db.prepare('SELECT count(*) FROM inbox').pluck().get() as number;
+    this.replayJournal();
+  }
+
+  /** Seq of the newest journal entry written (the position of everything acknowledged so far). */
+  get appendedThrough(): number {
+    return this.lastSeq;
+  }
+
+  /** Seq through which readers see every acknowledged reading. */
+  get compactedThrough(): number {
+    return this.pending.size === 0 ? this.lastSeq : this.compactedSeq;
+  }
+
+  /** Backlog at which a compaction step is due, and how many readings one step moves at least. */
+  get compactRows(): number {
+    return this.config.compactRows;
+  }
+
+  /** Readings waiting for compaction. */
+  get backlog(): number {
+    return this.pending.size;
   }
 
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
-  append(cols: ReadingColumns): Uint8Array {
-    const n = cols.deviceIds.length;
-    const stored = new Uint8Array(n);
-    let added = 0;
+  append(cols: ReadingColumns): AppendResult {
+    const stored = new Uint8Array(cols.deviceIds.length);
+    let entry: PendingEntry | undefined;
     try {
       this.db.transaction(() => {
-        added = this.appendInTransaction(cols, stored);
+        entry = this.appendInTransaction(cols, stored);
       }).immediate();
     } catch (err) {
-      // What the cache learnt inside the rolled-back transaction is no longer true.
-      this.devices.clear();
+      // What the caches learnt inside the rolled-back transaction is no longer true.
+      this.forgetDevices();
+      this.pending.forget();
       throw err;
     }
-    this.inboxRows += added;
-    return stored;
+    if (entry !== undefined) {
+      this.pending.push(entry);
+      this.lastSeq = entry.seq;
+    }
+    return { stored, seq: this.lastSeq };
   }
 
-  /** Whether the inbox has gathered enough for a merge. */
-  get mergeDue(): boolean {
-    return this.inboxRows >= this.config.mergeRows;
+  private appendInTransaction(cols: ReadingColumns, stored: Uint8Array): PendingEntry | undefined {
+    const n = cols.deviceIds.length;
+    const keys: number[] = [];
+    const ts: number[] = [];
+    const counts: (number | null)[] = [];
+    const texts: (string | null)[] = [];
+    const payloads: (string | null)[] = [];
+    let journal = '';
+    for (let i = 0; i < n; i++) {
+      const device = this.device(cols.deviceIds[i]!);
+      const key = device.key;
+      const t = cols.tsUs[i]!;
+      if (!this.isNew(device, t)) continue;
+      const raw = cols.counts[i]!;
+      const count = Number.isNaN(raw) ? null : raw;
+      const text = cols.tsTexts[i]!;
+      const payload = cols.payloads[i]!;
+      this.pending.note(key, t);
+      keys.push(key);
+      ts.push(t);
+      counts.push(count);
+      texts.push(text);
+      payloads.push(payload);
+      journal += journalLine(key, t, count, text, payload);
+      stored[i] = 1;
+    }
+    if (keys.length === 0) return undefined;
+    // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
+    const seq = this.lastSeq + 1;
+    this.insertJournal.run(seq, journal);
+    return { seq, keys, ts, counts, texts, payloads };
   }
 
-  /** Whether merges have fallen so far behind that one should run before the next batch. */
-  get mergeOverdue(): boolean {
-    return this.inboxRows >= 3 * this.config.mergeRows;
+  /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
+  private isNew(device: DeviceState, tsUs: number): boolean {
+    const latest = Math.max(device.latestTs ?? -Infinity, this.pending.maxTs(device.key));
+    if (tsUs > latest) return true;
+    if (this.pending.has(device.key, tsUs)) return false;
+    for (const data of this.chunksCovering.iterate(device.key, tsUs, tsUs)) if (chunkHas(data, tsUs)) return false;
+    return true;
   }
 
   /**
-   * Moves the oldest `mergeRows` inbox rows (by arrival) into `readings` in one transaction, so a
-   * merge pauses ingest for a bounded time however far behind it is; returns how many moved.
+   * Moves the oldest pending entries (at least `minReadings` readings, or all) into chunks and the
+   * device summaries, and deletes them from the journal, in one transaction; returns how many
+   * readings moved. A failure leaves everything as it was.
    */
-  mergeInbox(): number {
-    const last = this.mergeBoundary.get(this.config.mergeRows - 1) as number | undefined;
+  compact(minReadings = this.compactRows): number {
+    const entries = this.pending.oldest(minReadings);
+    if (entries.length === 0) return 0;
+    const runs = groupByDevice(entries);
+    const through = entries.at(-1)!.seq;
+    try {
+      this.db.transaction(() => {
+        for (const [key, run] of runs) this.compactDevice(key, run);
+        this.clearJournal.run(through);
+      }).immediate();
+    } catch (err) {
+      this.forgetDevices();
+      throw err;
+    }
     let moved = 0;
-    this.db.transaction(() => {
-      const upTo = last ?? Number.MAX_SAFE_INTEGER;
-      this.moveInbox.run(upTo);
-      moved = this.clearInbox.run(upTo).changes;
-    }).immediate();
-    this.inboxRows -= moved;
+    for (const [key, run] of runs) {
+      moved += run.ts.length;
+      const device = this.byKey.get(key);
+      const last = run.ts.at(-1)!;
+      if (device !== undefined && (device.latestTs === null || last > device.latestTs)) device.latestTs = last;
+    }
+    this.pending.drop(entries.length);
+    this.compactedSeq = through;
     return moved;
   }
 
-  private appendInTransaction(cols: ReadingColumns, stored: Uint8Array): number {
-    const n = cols.deviceIds.length;
-    const devices = new Array<DeviceState>(n);
-    for (let i = 0; i < n; i++) devices[i] = this.device(cols.deviceIds[i]!);
+  /** Compacts everything pending. */
+  compactAll(): void {
+    while (this.pending.size > 0) this.compact(Number.MAX_SAFE_INTEGER);
+  }
 
-    // Insert in (ts, device) order: neighbouring inbox index entries land on the same pages. The
-    // sort is stable, so among equal keys the earlier reading is inserted first and wins.
-    const order = Array.from({ length: n }, (_, i) => i);
-    const before = (a: number, b: number) => cols.tsUs[a]! - cols.tsUs[b]! || devices[a]!.key - devices[b]!.key || a - b;
-    let sorted = true;
-    for (let i = 1; i < n && sorted; i++) sorted = before(i - 1, i) < 0;
-    if (!sorted) order.sort(before);
-
-    const deltas = new Map<DeviceState, SummaryDelta>();
-    let added = 0;
-    for (const i of order) {
-      const device = devices[i]!;
-      const ts = cols.tsUs[i]!;
-      if (device.latestTs !== null && ts <= device.latestTs && this.storedInReadings.get(device.key, ts) !== undefined) continue;
-      const count = cols.counts[i]!;
-      const payload = cols.payloads[i]!;
-      const tsText = cols.tsTexts[i]!;
-      if (this.insertInbox.run(device.key, ts, Number.isNaN(count) ? null : count, tsText, payload).changes === 0) continue;
-      stored[i] = 1;
-      added++;
-      const countValue = Number.isNaN(count) ? 0 : count;
-      const delta = deltas.get(device);
-      if (delta === undefined) {
-        deltas.set(device, { readings: 1, countSum: countValue, minTs: ts, maxTs: ts, maxTsText: tsText, maxPayload: payload });
-      } else {
-        delta.readings++;
-        delta.countSum += countValue;
-        if (ts < delta.minTs) delta.minTs = ts;
-        if (ts > delta.maxTs) {
-          delta.maxTs = ts;
-          delta.maxTsText = tsText;
-          delta.maxPayload = payload;
-        }
+  private compactDevice(key: number, run: DeviceRun): void {
+    const { ts, lines } = run;
+    const n = ts.length;
+    const first = ts[0]!;
+    const last = ts[n - 1]!;
+    const open = this.openChunk(key);
+    const text = lines.join('');
+    if (open !== null && first > open.lastTs && open.chars + text.length <= CHUNK_CHARS && this.appendChunk.run(text, n, last, open.id).changes === 1) {
+      open.lastTs = last;
+      open.chars += text.length;
+    } else {
+      // New chunks of about CHUNK_CHARS each; the newest becomes the open one if it is the device's newest.
+      let start = 0;
+      while (start < n) {
+        let end = start;
+        let chars = 0;
+        while (end < n && (end === start || chars + lines[end]!.length <= NEW_CHUNK_CHARS)) chars += lines[end++]!.length;
+        const data = start === 0 && end === n ? text : lines.slice(start, end).join('');
+        const id = Number(this.insertChunk.run(key, ts[start]!, ts[end - 1]!, end - start, data).lastInsertRowid);
+        if (open === null || ts[end - 1]! > open.lastTs) this.setOpenChunk(key, { id, lastTs: ts[end - 1]!, chars });
+        start = end;
       }
     }
-    for (const [device, d] of deltas) {
-      const { minTs, maxTs } = d;
-      this.updateSummary.run(d.readings, d.countSum, minTs, minTs, maxTs, d.maxTsText, maxTs, d.maxPayload, maxTs, maxTs, device.key);
-      if (device.latestTs === null || d.maxTs > device.latestTs) device.latestTs = d.maxTs;
-    }
-    return added;
+    this.updateSummary.run(n, run.countSum, first, first, last, run.latestText, last, run.latestPayload, last, last, key);
+  }
+
+  /** The device's open chunk, looked up once and then tracked. */
+  private openChunk(key: number): OpenChunk | null {
+    const device = this.byKey.get(key);
+    if (device?.open !== undefined) return device.open;
+    const row = this.newestChunk.get(key);
+    const open = row === undefined ? null : { id: row.id, lastTs: row.last_ts_us, chars: row.chars };
+    if (device !== undefined) device.open = open;
+    return open;
+  }
+
+  private setOpenChunk(key: number, open: OpenChunk): void {
+    const device = this.byKey.get(key);
+    if (device !== undefined) device.open = open;
   }
 
   private device(deviceId: string): DeviceState {
@@ -185,40 +280,155 @@ export class SqliteWriter {
     const row = this.selectDevice.get(deviceId);
     state =
       row === undefined
-        ? { key: Number(this.insertDevice.run(deviceId).lastInsertRowid), latestTs: null }
-        : { key: row.key, latestTs: row.latest_ts_us };
-    if (this.devices.size >= DEVICE_CACHE_LIMIT) this.devices.clear();
+        ? { key: Number(this.insertDevice.run(deviceId).lastInsertRowid), latestTs: null, open: null }
+        : { key: row.key, latestTs: row.latest_ts_us, open: undefined };
+    if (this.devices.size >= DEVICE_CACHE_LIMIT) this.forgetDevices();
     this.devices.set(deviceId, state);
+    this.byKey.set(state.key, state);
     return state;
+  }
+
+  private forgetDevices(): void {
+    this.devices.clear();
+    this.byKey.clear();
+  }
+
+  /** After a crash: the journal holds committed readings that were never compacted. */
+  private replayJournal(): void {
+    const rows = this.db.prepare('SELECT seq, data FROM journal ORDER BY seq').all() as { seq: number; data: string }[];
+    for (const { seq, data } of rows) {
+      const entry = emptyEntry(seq);
+      for (const r of decodeJournal(data)) {
+        this.pending.note(r.deviceKey, r.tsUs);
+        entry.keys.push(r.deviceKey);
+        entry.ts.push(r.tsUs);
+        entry.counts.push(r.count);
+        entry.texts.push(r.tsText);
+        entry.payloads.push(r.payload);
+      }
+      this.pending.push(entry);
+      this.lastSeq = seq;
+    }
+    this.compactAll();
+    this.compactedSeq = this.lastSeq;
   }
 
   /** Removes a device and all its readings; returns whether it existed. */
   deleteDevice(deviceId: string): boolean {
+    // The journal may hold the device's readings: compact first, so no replay brings them back.
+    this.compactAll();
     const row = this.selectDevice.get(deviceId);
     if (row === undefined) return false;
-    let fromInbox = 0;
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM readings WHERE device_key = ?').run(row.key);
-      fromInbox = this.db.prepare('DELETE FROM inbox WHERE device_key = ?').run(row.key).changes;
+      this.db.prepare('DELETE FROM chunks WHERE device_key = ?').run(row.key);
       this.db.prepare('DELETE FROM devices WHERE key = ?').run(row.key);
     }).immediate();
-    this.inboxRows -= fromInbox;
     this.devices.delete(deviceId);
+    this.byKey.delete(row.key);
     return true;
   }
 
-  /** Deletes up to `limit` of the oldest readings before `beforeUs`; one short transaction. */
+  /**
+   * Deletes up to `limit` of the oldest readings before `beforeUs` in one short transaction, chunk
+   * by chunk (whole chunks, or the old head of one); returns how many went.
+   */
   prune(beforeUs: number, limit: number): number {
+    this.compactAll();
     let deleted = 0;
     this.db.transaction(() => {
-      const fromInbox = this.pruneInbox.run(beforeUs, limit).changes;
-      this.inboxRows -= fromInbox;
-      deleted = fromInbox + this.pruneReadings.run(beforeUs, limit - fromInbox).changes;
+      // Chunks wholly before the cut first, then those that straddle it.
+      const candidates = this.db
+        .prepare(
+          `SELECT id, n, data FROM (SELECT * FROM chunks WHERE last_ts_us < ? ORDER BY last_ts_us LIMIT ?)
+           UNION ALL SELECT id, n, data FROM (SELECT * FROM chunks WHERE first_ts_us < ? AND last_ts_us >= ? ORDER BY first_ts_us LIMIT ?)`,
+        )
+        .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; n: number; data: string }[];
+      const remove = this.db.prepare('DELETE FROM chunks WHERE id = ?');
+      const trim = this.db.prepare('UPDATE chunks SET data = ?, n = ?, first_ts_us = ? WHERE id = ?');
+      for (const { id, n, data } of candidates) {
+        if (deleted >= limit) break;
+        const readings = decodeChunk(data);
+        let old = 0;
+        while (old < readings.length && old < limit - deleted && readings[old]!.tsUs < beforeUs) old++;
+        if (old === n) remove.run(id);
+        else if (old > 0) {
+          const kept = readings.slice(old);
+          trim.run(kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join(''), kept.length, kept[0]!.tsUs, id);
+        }
+        deleted += old;
+      }
     }).immediate();
+    // Cached open chunks may have been trimmed or deleted: look them up again.
+    for (const device of this.byKey.values()) device.open = undefined;
     return deleted;
   }
 
-  close(): void {
-    this.db.close();
+  /**
+   * Compacts what is pending (so the next open has nothing to replay) and closes. `compact: false`
+   * leaves the journal as a crash would.
+   */
+  close({ compact = true } = {}): void {
+    try {
+      if (compact) this.compactAll();
+    } finally {
+      this.db.close();
+      this.lock.close();
+    }
   }
+}
+
+/**
+ * Takes the data file's writer lock: an exclusive lock on `<file>-lock`, held until close and
+ * released by the OS if the process dies. Pending readings live in this writer's memory until
+ * compacted, so a second writer on the same file could accept a reading the first holds: refuse it.
+ */
+function holdWriterLock(file: string): Database.Database {
+  const lock = new Database(`${file}-lock`, { timeout: 0 });
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS writer (pid INTEGER); DELETE FROM writer;');
+    lock.prepare('INSERT INTO writer (pid) VALUES (?)').run(process.pid);
+    lock.exec('COMMIT');
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new Error(`${file} is in use by another Tally (one writer per data file)`, { cause: err });
+    }
+    throw err;
+  }
+  return lock;
+}
+
+/** The readings of `entries` grouped by device, each group sorted by timestamp. */
+function groupByDevice(entries: readonly PendingEntry[]): Map<number, DeviceRun> {
+  const runs = new Map<number, DeviceRun>();
+  for (const { keys, ts, counts, texts, payloads } of entries) {
+    for (let i = 0; i < keys.length; i++) {
+      const t = ts[i]!;
+      let run = runs.get(keys[i]!);
+      if (run === undefined) {
+        run = { ts: [], lines: [], countSum: 0, sorted: true, latestTs: t, latestText: texts[i]!, latestPayload: payloads[i]! };
+        runs.set(keys[i]!, run);
+      } else {
+        if (t < run.ts[run.ts.length - 1]!) run.sorted = false;
+        if (t > run.latestTs) {
+          run.latestTs = t;
+          run.latestText = texts[i]!;
+          run.latestPayload = payloads[i]!;
+        }
+      }
+      run.ts.push(t);
+      run.lines.push(chunkLine(t, counts[i]!, texts[i]!, payloads[i]!));
+      run.countSum += counts[i] ?? 0;
+    }
+  }
+  for (const run of runs.values()) {
+    if (run.sorted) continue;
+    const order = run.ts.map((_, i) => i).sort((a, b) => run.ts[a]! - run.ts[b]!);
+    const ts = order.map((i) => run.ts[i]!);
+    const lines = order.map((i) => run.lines[i]!);
+    run.ts = ts;
+    run.lines = lines;
+  }
+  return runs;
 }

@@ -1,0 +1,107 @@
+/**
+ * Queries over chunks, done in JavaScript: SQLite finds the chunks (by device and time range, from
+ * their indexes), these functions decode them and put their readings in order.
+ */
+import type { AggregateBucket, AggregateQuery } from '../types.js';
+import { decodeChunk, type ChunkReading } from './chunk.js';
+
+/** A chunk as a query walks it: its readings' text and its bound in the walk's direction. */
+export interface ChunkRow {
+  readonly data: string;
+  /** first_ts_us when walking oldest first, last_ts_us when newest first. */
+  readonly bound: number;
+}
+
+export interface MergeOptions<R extends ChunkRow, T> {
+  /** Readings of a chunk row that the query wants (range and cursor filters applied). */
+  readonly readingsOf: (row: R) => T[];
+  readonly tsOf: (item: T) => number;
+  /** Result order; ties (same timestamp) broken here. */
+  readonly compare: (a: T, b: T) => number;
+  readonly ascending: boolean;
+  /** At most this many; -1 for all. */
+  readonly limit: number;
+}
+
+/**
+ * Readings of chunks that arrive ordered by bound (oldest first by first timestamp, or newest
+ * first by last timestamp), merged into one ordered list. Chunks may overlap, so a reading is
+ * placed only once no chunk still to come can hold one before it: its timestamp is past the next
+ * chunk's bound. Stops reading chunks once `limit` are placed.
+ */
+export function mergeChunks<R extends ChunkRow, T>(rows: Iterable<R>, o: MergeOptions<R, T>): T[] {
+  const out: T[] = [];
+  let buffer: T[] = [];
+  // The buffer's most advanced timestamp in walk order: nothing in it is final unless this is.
+  let head = o.ascending ? Infinity : -Infinity;
+  const full = () => o.limit >= 0 && out.length >= o.limit;
+  const flush = (bound: number | undefined) => {
+    buffer.sort(o.compare);
+    let n = 0;
+    while (n < buffer.length && !full()) {
+      const ts = o.tsOf(buffer[n]!);
+      if (bound !== undefined && (o.ascending ? ts >= bound : ts <= bound)) break;
+      out.push(buffer[n++]!);
+    }
+    buffer = buffer.slice(n);
+    head = buffer.length === 0 ? (o.ascending ? Infinity : -Infinity) : o.tsOf(buffer[0]!);
+  };
+  let pending: R | undefined;
+  for (const row of rows) {
+    if (pending !== undefined) {
+      // `row` is the next chunk: what lies strictly before its bound is final.
+      if (o.ascending ? head < row.bound : head > row.bound) flush(row.bound);
+      if (full()) return out;
+    }
+    for (const item of o.readingsOf(row)) {
+      buffer.push(item);
+      const ts = o.tsOf(item);
+      if (o.ascending ? ts < head : ts > head) head = ts;
+    }
+    pending = row;
+  }
+  flush(undefined);
+  return out;
+}
+
+/** The decoded readings of a chunk within [fromUs, toUs). */
+export function readingsBetween(data: string, fromUs: number, toUs: number): ChunkReading[] {
+  const all = decodeChunk(data);
+  return all.length > 0 && all[0]!.tsUs >= fromUs && all[all.length - 1]!.tsUs < toUs
+    ? all
+    : all.filter((r) => r.tsUs >= fromUs && r.tsUs < toUs);
+}
+
+/** The value a reading contributes to an aggregate: its count, or a numeric field of its payload. */
+function valueOf(reading: ChunkReading, field: AggregateQuery['field']): number | null {
+  if (field.kind === 'count') return reading.count;
+  if (reading.payload === null) return null;
+  const value = (JSON.parse(reading.payload) as Record<string, unknown>)[field.name];
+  return typeof value === 'number' ? value : null;
+}
+
+/**
+ * Epoch-aligned buckets over readings in [fromUs, toUs): count, sum, min, max and mean of the
+ * values present; buckets without a value are left out.
+ */
+export function aggregateReadings(readings: Iterable<ChunkReading>, query: AggregateQuery): AggregateBucket[] {
+  const buckets = new Map<number, { count: number; sum: number; min: number; max: number }>();
+  const every = query.everyUs;
+  for (const r of readings) {
+    if (r.tsUs < query.fromUs || r.tsUs >= query.toUs) continue;
+    const v = valueOf(r, query.field);
+    if (v === null) continue;
+    const start = r.tsUs - (((r.tsUs % every) + every) % every);
+    const b = buckets.get(start);
+    if (b === undefined) buckets.set(start, { count: 1, sum: v, min: v, max: v });
+    else {
+      b.count++;
+      b.sum += v;
+      if (v < b.min) b.min = v;
+      if (v > b.max) b.max = v;
+    }
+  }
+  return [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([startUs, b]) => ({ startUs, count: b.count, sum: b.sum, min: b.min, max: b.max, avg: b.sum / b.count }));
+}

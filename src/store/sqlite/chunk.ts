@@ -1,0 +1,71 @@
+/**
+ * The text form readings take inside SQLite: one line per reading, `ts<TAB>count<TAB>tsText<TAB>payload`,
+ * an empty field for null. A chunk holds one device's readings in timestamp order; a journal entry
+ * holds one commit's readings, each line led by the device key.
+ *
+ * Tabs and newlines cannot occur inside the fields: timestamps are validated, and payloads are
+ * JSON.stringify output, which escapes control characters. So a line splits on the first three tabs.
+ */
+
+/** One reading of a chunk: what a query returns, without the device. */
+export interface ChunkReading {
+  readonly tsUs: number;
+  readonly count: number | null;
+  readonly tsText: string | null;
+  readonly payload: string | null;
+}
+
+/** A chunk line for one reading (newline included). */
+export function chunkLine(tsUs: number, count: number | null, tsText: string | null, payload: string | null): string {
+  return `${tsUs}\t${count ?? ''}\t${tsText ?? ''}\t${payload ?? ''}\n`;
+}
+
+/** A journal line: a chunk line led by the device key. */
+export function journalLine(deviceKey: number, tsUs: number, count: number | null, tsText: string | null, payload: string | null): string {
+  return `${deviceKey}\t${chunkLine(tsUs, count, tsText, payload)}`;
+}
+
+/** Parses the fields of the line that starts at `start`; returns the index after its newline. */
+function parseLine(data: string, start: number, visit: (r: ChunkReading) => void): number {
+  const a = data.indexOf('\t', start);
+  const b = data.indexOf('\t', a + 1);
+  const c = data.indexOf('\t', b + 1);
+  let end = data.indexOf('\n', c + 1);
+  if (end < 0) end = data.length;
+  visit({
+    tsUs: Number(data.slice(start, a)),
+    count: b === a + 1 ? null : Number(data.slice(a + 1, b)),
+    tsText: c === b + 1 ? null : data.slice(b + 1, c),
+    payload: end === c + 1 ? null : data.slice(c + 1, end),
+  });
+  return end + 1;
+}
+
+/** Every reading of a chunk, in its (timestamp) order. */
+export function decodeChunk(data: string): ChunkReading[] {
+  const out: ChunkReading[] = [];
+  for (let pos = 0; pos < data.length; ) pos = parseLine(data, pos, (r) => out.push(r));
+  return out;
+}
+
+/** Whether a chunk holds a reading at `tsUs`: a substring search, nothing decoded. */
+export function chunkHas(data: string, tsUs: number): boolean {
+  const head = `${tsUs}\t`;
+  return data.startsWith(head) || data.includes(`\n${head}`);
+}
+
+/** One reading of a journal entry, with its device key. */
+export interface JournalReading extends ChunkReading {
+  readonly deviceKey: number;
+}
+
+/** Every reading of a journal entry, in commit order. */
+export function decodeJournal(data: string): JournalReading[] {
+  const out: JournalReading[] = [];
+  for (let pos = 0; pos < data.length; ) {
+    const tab = data.indexOf('\t', pos);
+    const deviceKey = Number(data.slice(pos, tab));
+    pos = parseLine(data, tab + 1, (r) => out.push({ deviceKey, ...r }));
+  }
+  return out;
+}
