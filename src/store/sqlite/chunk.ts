@@ -20,11 +20,6 @@ export function chunkLine(tsUs: number, count: number | null, tsText: string | n
   return `${tsUs}\t${count ?? ''}\t${tsText ?? ''}\t${payload ?? ''}\n`;
 }
 
-/** A journal line: a chunk line led by the device key. */
-export function journalLine(deviceKey: number, tsUs: number, count: number | null, tsText: string | null, payload: string | null): string {
-  return `${deviceKey}\t${chunkLine(tsUs, count, tsText, payload)}`;
-}
-
 /** Parses the fields of the line that starts at `start`; returns the index after its newline. */
 function parseLine(data: string, start: number, visit: (r: ChunkReading) => void): number {
   const a = data.indexOf('\t', start);

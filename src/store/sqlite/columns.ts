@@ -1,16 +1,17 @@
 import type { Reading } from '../../domain/reading.js';
+import { chunkLine } from './chunk.js';
 
 /**
- * A batch of readings laid out column by column. Numbers travel in typed arrays whose buffers are
- * transferred to the writer thread instead of copied; strings go through structured clone.
+ * A batch of readings as the writer thread takes it. Numbers travel in typed arrays whose buffers
+ * are transferred instead of copied; each reading's stored text (its chunk line, see chunk.ts) is
+ * formatted here, on the thread that parsed it, so the writer thread only files it.
  */
 export interface ReadingColumns {
   readonly deviceIds: string[];
   readonly tsUs: Float64Array;
   /** NaN stands for "no count". */
   readonly counts: Float64Array;
-  readonly tsTexts: (string | null)[];
-  readonly payloads: (string | null)[];
+  readonly lines: string[];
 }
 
 export function toColumns(readings: readonly Reading[]): ReadingColumns {
@@ -19,16 +20,14 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
     deviceIds: new Array<string>(n),
     tsUs: new Float64Array(n),
     counts: new Float64Array(n),
-    tsTexts: new Array<string | null>(n),
-    payloads: new Array<string | null>(n),
+    lines: new Array<string>(n),
   };
   for (let i = 0; i < n; i++) {
     const r = readings[i]!;
     cols.deviceIds[i] = r.deviceId;
     cols.tsUs[i] = r.tsUs;
     cols.counts[i] = r.count ?? NaN;
-    cols.tsTexts[i] = r.tsText;
-    cols.payloads[i] = r.payload;
+    cols.lines[i] = chunkLine(r.tsUs, r.count, r.tsText, r.payload);
   }
   return cols;
 }

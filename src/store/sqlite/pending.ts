@@ -3,32 +3,41 @@
  * in commit order (compaction takes the oldest) and indexed per device (deduplication asks whether
  * a device already has a reading at an instant). Its size is bounded by the writer, which compacts
  * whenever it grows past its threshold.
+ *
+ * The per-device index is cheap on the hot path: the range of a device's pending instants is kept
+ * as readings arrive, and the sets of instants are built (in one pass over everything pending) only
+ * when a reading falls inside a range, which takes an out-of-order or duplicate reading.
  */
 
-/** One committed journal entry: the readings it stored, column by column. */
+/** One committed journal entry: the readings it stored. */
 export interface PendingEntry {
   /** The journal row's seq. */
   readonly seq: number;
   readonly keys: number[];
   readonly ts: number[];
-  readonly counts: (number | null)[];
-  readonly texts: (string | null)[];
-  readonly payloads: (string | null)[];
+  /** NaN: no count. */
+  readonly counts: number[];
+  /** Chunk lines (chunk.ts). */
+  readonly lines: string[];
 }
 
-export function emptyEntry(seq: number): PendingEntry {
-  return { seq, keys: [], ts: [], counts: [], texts: [], payloads: [] };
+function emptyEntry(seq: number): PendingEntry {
+  return { seq, keys: [], ts: [], counts: [], lines: [] };
 }
 
 interface DevicePending {
-  readonly instants: Set<number>;
-  /** Greatest instant pending for the device (may linger after compaction: it is only an upper bound). */
-  maxTs: number;
+  /** Bounds of the device's pending instants (conservative: wider never hurts). */
+  min: number;
+  max: number;
+  /** Its pending instants, while the sets are built. */
+  instants: Set<number> | undefined;
 }
 
 export class PendingReadings {
   private entries: PendingEntry[] = [];
   private readonly byDevice = new Map<number, DevicePending>();
+  /** Whether every device's `instants` set is built and kept up to date. */
+  private indexed = false;
   private count = 0;
 
   /** Readings pending. */
@@ -36,47 +45,62 @@ export class PendingReadings {
     return this.count;
   }
 
-  /** Seq of the newest pending entry, or undefined when nothing is pending. */
-  get lastSeq(): number | undefined {
-    return this.entries.at(-1)?.seq;
-  }
-
   /** Whether the device has a pending reading at `tsUs`. */
   has(deviceKey: number, tsUs: number): boolean {
-    return this.byDevice.get(deviceKey)?.instants.has(tsUs) ?? false;
+    const device = this.byDevice.get(deviceKey);
+    if (device === undefined || tsUs < device.min || tsUs > device.max) return false;
+    if (!this.indexed) this.buildIndex();
+    return device.instants!.has(tsUs);
   }
 
   /** An upper bound of the device's pending instants (-Infinity when none). */
   maxTs(deviceKey: number): number {
-    return this.byDevice.get(deviceKey)?.maxTs ?? -Infinity;
+    return this.byDevice.get(deviceKey)?.max ?? -Infinity;
   }
 
   /**
-   * Indexes one reading of an entry being built, so later readings of the same batch see it.
-   * Call `push` once the entry commits, or `forget` if it rolled back.
+   * Starts the entry of a batch being written; its readings are pending (and indexed) as they are
+   * added, so later readings of the same batch see them. End it with `finish` once the batch
+   * commits, or `abort` if it rolled back.
    */
-  note(deviceKey: number, tsUs: number): void {
-    let device = this.byDevice.get(deviceKey);
-    if (device === undefined) {
-      device = { instants: new Set(), maxTs: tsUs };
-      this.byDevice.set(deviceKey, device);
-    } else if (tsUs > device.maxTs) {
-      device.maxTs = tsUs;
-    }
-    device.instants.add(tsUs);
-  }
-
-  /** Adds a committed entry whose readings were `note`d. */
-  push(entry: PendingEntry): void {
-    if (entry.keys.length === 0) return;
+  begin(seq: number): PendingEntry {
+    const entry = emptyEntry(seq);
     this.entries.push(entry);
-    this.count += entry.keys.length;
+    return entry;
   }
 
-  /** Undoes the `note`s of an entry that did not commit: the index is rebuilt from what did. */
-  forget(): void {
-    this.byDevice.clear();
-    for (const entry of this.entries) for (let i = 0; i < entry.keys.length; i++) this.note(entry.keys[i]!, entry.ts[i]!);
+  add(entry: PendingEntry, deviceKey: number, tsUs: number, count: number, line: string): void {
+    entry.keys.push(deviceKey);
+    entry.ts.push(tsUs);
+    entry.counts.push(count);
+    entry.lines.push(line);
+    this.count++;
+    this.note(deviceKey, tsUs);
+  }
+
+  /** The batch committed; an entry that stored nothing is not kept. */
+  finish(entry: PendingEntry): void {
+    if (entry.keys.length === 0 && this.entries.at(-1) === entry) this.entries.pop();
+  }
+
+  /** The batch rolled back: its readings were never stored. */
+  abort(entry: PendingEntry): void {
+    if (this.entries.at(-1) === entry) {
+      this.entries.pop();
+      this.count -= entry.keys.length;
+    }
+    this.rebuild();
+  }
+
+  private note(deviceKey: number, tsUs: number): void {
+    const device = this.byDevice.get(deviceKey);
+    if (device === undefined) {
+      this.byDevice.set(deviceKey, { min: tsUs, max: tsUs, instants: this.indexed ? new Set([tsUs]) : undefined });
+      return;
+    }
+    if (tsUs > device.max) device.max = tsUs;
+    else if (tsUs < device.min) device.min = tsUs;
+    device.instants?.add(tsUs);
   }
 
   /** The oldest entries holding at least `minReadings` readings (all of them if fewer), not removed. */
@@ -89,15 +113,23 @@ export class PendingReadings {
 
   /** Removes the oldest `n` entries, once they are compacted. */
   drop(n: number): void {
-    for (const entry of this.entries.slice(0, n)) {
-      this.count -= entry.keys.length;
-      for (let i = 0; i < entry.keys.length; i++) {
-        const device = this.byDevice.get(entry.keys[i]!);
-        if (device === undefined) continue;
-        device.instants.delete(entry.ts[i]!);
-        if (device.instants.size === 0) this.byDevice.delete(entry.keys[i]!);
-      }
-    }
+    for (const entry of this.entries.slice(0, n)) this.count -= entry.keys.length;
     this.entries = this.entries.slice(n);
+    this.rebuild();
+  }
+
+  /** Ranges from what is pending now (usually little: compaction takes the oldest first). */
+  private rebuild(): void {
+    this.byDevice.clear();
+    this.indexed = false;
+    for (const entry of this.entries) for (let i = 0; i < entry.keys.length; i++) this.note(entry.keys[i]!, entry.ts[i]!);
+  }
+
+  private buildIndex(): void {
+    for (const device of this.byDevice.values()) device.instants = new Set();
+    for (const entry of this.entries) {
+      for (let i = 0; i < entry.keys.length; i++) this.byDevice.get(entry.keys[i]!)!.instants!.add(entry.ts[i]!);
+    }
+    this.indexed = true;
   }
 }

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
-import { chunkHas, chunkLine, decodeChunk, decodeJournal, journalLine } from './chunk.js';
+import { chunkHas, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
 import type { ReadingColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
-import { emptyEntry, PendingReadings, type PendingEntry } from './pending.js';
+import { PendingReadings, type PendingEntry } from './pending.js';
 import { migrate } from './schema.js';
 
 /** The chunk a device's newest readings are appended to, while it has room. */
@@ -27,9 +27,8 @@ interface DeviceRun {
   lines: string[];
   countSum: number;
   sorted: boolean;
-  latestTs: number;
-  latestText: string | null;
-  latestPayload: string | null;
+  /** The line of its newest reading: the device's latest state if nothing stored is newer. */
+  latestLine: string;
 }
 
 /** Device cache bound: beyond it the cache starts over (it is only a shortcut). */
@@ -137,55 +136,33 @@ export class SqliteWriter {
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
   append(cols: ReadingColumns): AppendResult {
     const stored = new Uint8Array(cols.deviceIds.length);
-    let entry: PendingEntry | undefined;
+    // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
+    const entry = this.pending.begin(this.lastSeq + 1);
     try {
-      this.db.transaction(() => {
-        entry = this.appendInTransaction(cols, stored);
-      }).immediate();
+      this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
     } catch (err) {
       // What the caches learnt inside the rolled-back transaction is no longer true.
       this.forgetDevices();
-      this.pending.forget();
+      this.pending.abort(entry);
       throw err;
     }
-    if (entry !== undefined) {
-      this.pending.push(entry);
-      this.lastSeq = entry.seq;
-    }
+    this.pending.finish(entry);
+    if (entry.keys.length > 0) this.lastSeq = entry.seq;
     return { stored, seq: this.lastSeq };
   }
 
-  private appendInTransaction(cols: ReadingColumns, stored: Uint8Array): PendingEntry | undefined {
-    const n = cols.deviceIds.length;
-    const keys: number[] = [];
-    const ts: number[] = [];
-    const counts: (number | null)[] = [];
-    const texts: (string | null)[] = [];
-    const payloads: (string | null)[] = [];
+  private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): void {
+    const { deviceIds, tsUs, counts, lines } = cols;
     let journal = '';
-    for (let i = 0; i < n; i++) {
-      const device = this.device(cols.deviceIds[i]!);
-      const key = device.key;
-      const t = cols.tsUs[i]!;
+    for (let i = 0; i < deviceIds.length; i++) {
+      const device = this.device(deviceIds[i]!);
+      const t = tsUs[i]!;
       if (!this.isNew(device, t)) continue;
-      const raw = cols.counts[i]!;
-      const count = Number.isNaN(raw) ? null : raw;
-      const text = cols.tsTexts[i]!;
-      const payload = cols.payloads[i]!;
-      this.pending.note(key, t);
-      keys.push(key);
-      ts.push(t);
-      counts.push(count);
-      texts.push(text);
-      payloads.push(payload);
-      journal += journalLine(key, t, count, text, payload);
+      this.pending.add(entry, device.key, t, counts[i]!, lines[i]!);
+      journal += `${device.key}\t${lines[i]!}`;
       stored[i] = 1;
     }
-    if (keys.length === 0) return undefined;
-    // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
-    const seq = this.lastSeq + 1;
-    this.insertJournal.run(seq, journal);
-    return { seq, keys, ts, counts, texts, payloads };
+    if (journal !== '') this.insertJournal.run(entry.seq, journal);
   }
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
@@ -256,7 +233,8 @@ export class SqliteWriter {
         start = end;
       }
     }
-    this.updateSummary.run(n, run.countSum, first, first, last, run.latestText, last, run.latestPayload, last, last, key);
+    const latest = decodeChunk(run.latestLine)[0]!;
+    this.updateSummary.run(n, run.countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
   }
 
   /** The device's open chunk, looked up once and then tracked. */
@@ -297,20 +275,14 @@ export class SqliteWriter {
   private replayJournal(): void {
     const rows = this.db.prepare('SELECT seq, data FROM journal ORDER BY seq').all() as { seq: number; data: string }[];
     for (const { seq, data } of rows) {
-      const entry = emptyEntry(seq);
+      const entry = this.pending.begin(seq);
       for (const r of decodeJournal(data)) {
-        this.pending.note(r.deviceKey, r.tsUs);
-        entry.keys.push(r.deviceKey);
-        entry.ts.push(r.tsUs);
-        entry.counts.push(r.count);
-        entry.texts.push(r.tsText);
-        entry.payloads.push(r.payload);
+        this.pending.add(entry, r.deviceKey, r.tsUs, r.count ?? NaN, chunkLine(r.tsUs, r.count, r.tsText, r.payload));
       }
-      this.pending.push(entry);
+      this.pending.finish(entry);
       this.lastSeq = seq;
     }
     this.compactAll();
-    this.compactedSeq = this.lastSeq;
   }
 
   /** Removes a device and all its readings; returns whether it existed. */
@@ -402,33 +374,30 @@ function holdWriterLock(file: string): Database.Database {
 /** The readings of `entries` grouped by device, each group sorted by timestamp. */
 function groupByDevice(entries: readonly PendingEntry[]): Map<number, DeviceRun> {
   const runs = new Map<number, DeviceRun>();
-  for (const { keys, ts, counts, texts, payloads } of entries) {
+  for (const { keys, ts, counts, lines } of entries) {
     for (let i = 0; i < keys.length; i++) {
       const t = ts[i]!;
+      const count = counts[i]!;
       let run = runs.get(keys[i]!);
       if (run === undefined) {
-        run = { ts: [], lines: [], countSum: 0, sorted: true, latestTs: t, latestText: texts[i]!, latestPayload: payloads[i]! };
+        run = { ts: [], lines: [], countSum: 0, sorted: true, latestLine: lines[i]! };
         runs.set(keys[i]!, run);
+      } else if (t < run.ts[run.ts.length - 1]!) {
+        run.sorted = false;
       } else {
-        if (t < run.ts[run.ts.length - 1]!) run.sorted = false;
-        if (t > run.latestTs) {
-          run.latestTs = t;
-          run.latestText = texts[i]!;
-          run.latestPayload = payloads[i]!;
-        }
+        run.latestLine = lines[i]!;
       }
       run.ts.push(t);
-      run.lines.push(chunkLine(t, counts[i]!, texts[i]!, payloads[i]!));
-      run.countSum += counts[i] ?? 0;
+      run.lines.push(lines[i]!);
+      if (count === count) run.countSum += count; // NaN: no count
     }
   }
   for (const run of runs.values()) {
     if (run.sorted) continue;
     const order = run.ts.map((_, i) => i).sort((a, b) => run.ts[a]! - run.ts[b]!);
-    const ts = order.map((i) => run.ts[i]!);
-    const lines = order.map((i) => run.lines[i]!);
-    run.ts = ts;
-    run.lines = lines;
+    run.ts = order.map((i) => run.ts[i]!);
+    run.lines = order.map((i) => run.lines[i]!);
+    run.latestLine = run.lines[run.lines.length - 1]!;
   }
   return runs;
 }
