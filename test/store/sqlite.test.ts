@@ -144,6 +144,37 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a compaction round cut short by a crash resumes where it stopped: every reading counted once', async () => {
+    await withFile(async (file) => {
+      const devices = Array.from({ length: 600 }, (_, i) => `round-${i}`);
+      const writer = new SqliteWriter({ file, synchronous: 'FULL', cacheMiB: 8, compactRows: 1 });
+      writer.append(toColumns(devices.map((d, i) => reading(d, 1, i + 1))));
+      writer.append(toColumns(devices.map((d) => reading(d, 2, 1))));
+      // 600 devices make a round of three slices: do one, leave two, then "crash" after a new batch.
+      expect(writer.compactStep()).toBeGreaterThan(0);
+      expect(writer.compacting).toBe(true);
+      writer.append(toColumns([reading('round-0', 3, 1000), reading('late', 1, 5)]));
+      writer.close({ compact: false });
+
+      const store = await openFile(file);
+      try {
+        const all = await store.listDevices({ ...ALL, limit: 1000 });
+        expect(all.total).toBe(601);
+        const byId = new Map(all.items.map((d) => [d.deviceId, d]));
+        devices.forEach((d, i) => {
+          const readings = i === 0 ? 3 : 2;
+          const sum = i + 1 + 1 + (i === 0 ? 1000 : 0);
+          expect(byId.get(d)).toMatchObject({ readingCount: readings, cumulativeCount: sum });
+        });
+        expect((await store.deviceReadings('round-599', { order: 'asc' })).map((r) => r.count)).toEqual([600, 1]);
+        expect(byId.get('late')).toMatchObject({ readingCount: 1, cumulativeCount: 5 });
+        expect(Array.from(await store.appendBatch([reading('round-300', 1, 9), reading('round-300', 2, 9)]))).toEqual([0, 0]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   test('an older file (readings in rows, schema version 2) upgrades with every reading kept', async () => {
     await withFile(async (file) => {
       const old = new Database(file);

@@ -74,6 +74,12 @@ const MIGRATIONS: readonly string[] = [
     seq  INTEGER PRIMARY KEY,
     data TEXT NOT NULL
   );
+  -- A compaction round in progress: its last journal seq, and the greatest device key it has done.
+  CREATE TABLE compaction (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    through  INTEGER NOT NULL,
+    done_key INTEGER NOT NULL
+  );
   INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data)
   SELECT device_key, min(ts_us), max(ts_us), count(*), group_concat(line, '' ORDER BY ts_us)
   FROM (

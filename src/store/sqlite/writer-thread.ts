@@ -23,32 +23,37 @@ const IDLE_MS = 5;
 let compactionScheduled = false;
 let closed = false;
 
-/** Compacts without failing the caller: a failed compaction leaves the journal as it was. */
+/** Compacts without failing the caller: a failed step leaves the journal as it was. */
 function compactQuietly(all: boolean): void {
+  const before = writer.compactedThrough;
   try {
     if (all) writer.compactAll();
-    else writer.compact();
+    else writer.compactStep();
   } catch {
     // nothing to undo: each compaction step is one transaction; the next trigger tries again
   }
-  port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough } satisfies WriterResponse);
+  if (writer.compactedThrough !== before) {
+    port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough } satisfies WriterResponse);
+  }
 }
 
 /**
- * Compacts after the answer has gone and after the batches already waiting on the port: a
- * compaction delays later batches by its own length, never an acknowledged one.
+ * Runs the next compaction step after the batches already waiting on the port, and again after
+ * each step while a round is under way: appends wait for one slice at most, never a round.
  */
 function scheduleCompaction(): void {
   if (compactionScheduled) return;
   compactionScheduled = true;
   setImmediate(() => {
     compactionScheduled = false;
-    if (!closed && writer.backlog >= writer.compactRows) compactQuietly(false);
+    if (closed) return;
+    if (writer.compacting || writer.backlog >= writer.compactRows) compactQuietly(false);
+    if (writer.compacting) scheduleCompaction();
   });
 }
 
 const idle = setTimeout(() => {
-  if (!closed && writer.backlog > 0) compactQuietly(true);
+  if (!closed && (writer.backlog > 0 || writer.compacting)) compactQuietly(true);
 }, IDLE_MS);
 idle.unref();
 
@@ -70,12 +75,12 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
         ]);
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
         if (writer.backlog >= 3 * writer.compactRows) compactQuietly(false);
-        else if (writer.backlog >= writer.compactRows) scheduleCompaction();
+        else if (writer.compacting || writer.backlog >= writer.compactRows) scheduleCompaction();
         if (writer.backlog > 0) idle.refresh();
         return;
       }
       case 'compact':
-        while (writer.compactedThrough < request.through && writer.backlog > 0) writer.compact();
+        while (writer.compactedThrough < request.through && (writer.backlog > 0 || writer.compacting)) writer.compactStep();
         response = { id: request.id, ok: true, compacted: writer.compactedThrough };
         break;
       case 'prune':

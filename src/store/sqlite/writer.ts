@@ -31,6 +31,24 @@ interface DeviceRun {
   latestLine: string;
 }
 
+/** A compaction round: the pending entries it covers, grouped by device and cut into slices. */
+interface Round {
+  /** Seq of its newest entry. */
+  readonly through: number;
+  /** How many (oldest) pending entries it covers. */
+  readonly entries: number;
+  readonly runs: Map<number, DeviceRun>;
+  readonly slices: number[][];
+  /** Index of the next slice to compact. */
+  next: number;
+}
+
+/**
+ * Devices per compaction slice: measured here, a slice costs ~25 µs per device, so ~6 ms, which
+ * bounds how long an append can wait behind compaction.
+ */
+const SLICE_DEVICES = 250;
+
 /** Device cache bound: beyond it the cache starts over (it is only a shortcut). */
 const DEVICE_CACHE_LIMIT = 200_000;
 /**
@@ -69,6 +87,7 @@ export class SqliteWriter {
   private readonly pending = new PendingReadings();
   private lastSeq = 0;
   private compactedSeq = 0;
+  private round: Round | undefined;
   private readonly selectDevice: Database.Statement<[string], { key: number; latest_ts_us: number | null }>;
   private readonly insertDevice: Database.Statement<[string]>;
   private readonly chunksCovering: Database.Statement<[number, number, number], string>;
@@ -78,6 +97,8 @@ export class SqliteWriter {
   private readonly insertChunk: Database.Statement<[number, number, number, number, string]>;
   private readonly appendChunk: Database.Statement<[string, number, number, number]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
+  private readonly saveProgress: Database.Statement<[number, number]>;
+  private readonly clearProgress: Database.Statement<[]>;
 
   constructor(private readonly config: SqliteStoreConfig) {
     this.lock = holdWriterLock(config.file);
@@ -110,6 +131,8 @@ export class SqliteWriter {
         latest_payload   = CASE WHEN latest_ts_us IS NULL OR ? > latest_ts_us THEN ? ELSE latest_payload END,
         latest_ts_us     = max(coalesce(latest_ts_us, ?), ?)
       WHERE key = ?`);
+    this.saveProgress = this.db.prepare('INSERT OR REPLACE INTO compaction (id, through, done_key) VALUES (1, ?, ?)');
+    this.clearProgress = this.db.prepare('DELETE FROM compaction');
     this.replayJournal();
   }
 
@@ -174,40 +197,76 @@ export class SqliteWriter {
     return true;
   }
 
+  /** Whether a compaction round is under way (it ends after its last slice). */
+  get compacting(): boolean {
+    return this.round !== undefined;
+  }
+
   /**
-   * Moves the oldest pending entries (at least `minReadings` readings, or all) into chunks and the
-   * device summaries, and deletes them from the journal, in one transaction; returns how many
-   * readings moved. A failure leaves everything as it was.
+   * One step of compaction: starts a round over everything pending if none is under way, then
+   * moves one slice of its devices (at most SLICE_DEVICES) into chunks and their summaries, in one
+   * transaction; the round's last slice also deletes its entries from the journal. Returns how
+   * many readings moved. A failed step changes nothing and can be retried.
+   *
+   * Why slices: a step costs about the same per device touched (a chunk row and a summary row, each
+   * on its own page) however few readings each brings, so rounds are made large for throughput,
+   * and cut into slices so that appends waiting on this thread wait for one slice, not a round.
    */
-  compact(minReadings = this.compactRows): number {
-    const entries = this.pending.oldest(minReadings);
-    if (entries.length === 0) return 0;
-    const runs = groupByDevice(entries);
-    const through = entries.at(-1)!.seq;
+  compactStep(): number {
+    const round = this.round ?? this.startRound();
+    if (round === undefined) return 0;
+    const slice = round.slices[round.next]!;
+    const last = round.next === round.slices.length - 1;
     try {
       this.db.transaction(() => {
-        for (const [key, run] of runs) this.compactDevice(key, run);
-        this.clearJournal.run(through);
+        for (const key of slice) this.compactDevice(key, round.runs.get(key)!);
+        if (last) {
+          this.clearJournal.run(round.through);
+          this.clearProgress.run();
+        } else {
+          this.saveProgress.run(round.through, slice[slice.length - 1]!);
+        }
       }).immediate();
     } catch (err) {
       this.forgetDevices();
       throw err;
     }
     let moved = 0;
-    for (const [key, run] of runs) {
+    for (const key of slice) {
+      const run = round.runs.get(key)!;
       moved += run.ts.length;
       const device = this.byKey.get(key);
-      const last = run.ts.at(-1)!;
-      if (device !== undefined && (device.latestTs === null || last > device.latestTs)) device.latestTs = last;
+      const newest = run.ts[run.ts.length - 1]!;
+      if (device !== undefined && (device.latestTs === null || newest > device.latestTs)) device.latestTs = newest;
     }
-    this.pending.drop(entries.length);
-    this.compactedSeq = through;
+    round.next++;
+    if (last) {
+      this.pending.drop(round.entries);
+      this.compactedSeq = round.through;
+      this.round = undefined;
+    }
     return moved;
+  }
+
+  /**
+   * A round over every pending entry: their readings grouped by device, devices in key order, cut
+   * into slices. `doneKey`: a round resumed after a crash, whose devices up to that key are done.
+   */
+  private startRound(doneKey = -Infinity, through = Infinity): Round | undefined {
+    const entries = this.pending.oldest(Infinity).filter((e) => e.seq <= through);
+    if (entries.length === 0) return undefined;
+    const runs = groupByDevice(entries);
+    const keys = [...runs.keys()].filter((k) => k > doneKey).sort((a, b) => a - b);
+    const slices: number[][] = [];
+    for (let i = 0; i < keys.length; i += SLICE_DEVICES) slices.push(keys.slice(i, i + SLICE_DEVICES));
+    if (slices.length === 0) slices.push([]);
+    this.round = { through: entries[entries.length - 1]!.seq, entries: entries.length, runs, slices, next: 0 };
+    return this.round;
   }
 
   /** Compacts everything pending. */
   compactAll(): void {
-    while (this.pending.size > 0) this.compact(Number.MAX_SAFE_INTEGER);
+    while (this.pending.size > 0 || this.round !== undefined) this.compactStep();
   }
 
   private compactDevice(key: number, run: DeviceRun): void {
@@ -282,6 +341,10 @@ export class SqliteWriter {
       this.pending.finish(entry);
       this.lastSeq = seq;
     }
+    // A round the crash interrupted resumes after the devices it had done, over the same entries
+    // (the journal still holds all of them: it loses a round's entries only with its last slice).
+    const progress = this.db.prepare('SELECT through, done_key FROM compaction').get() as { through: number; done_key: number } | undefined;
+    if (progress !== undefined) this.startRound(progress.done_key, progress.through);
     this.compactAll();
   }
 
