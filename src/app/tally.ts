@@ -27,7 +27,7 @@ export async function createTally(config: Config): Promise<Tally> {
     file: join(config.dataDir, 'tally.db'),
     synchronous: config.synchronous,
     cacheMiB: 64,
-    compactRows: 20_000,
+    compactRows: 100_000,
   });
   const batcher = new GroupCommitBatcher(store, {
     queueLimit: config.queueLimit,
