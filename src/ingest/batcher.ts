@@ -9,6 +9,9 @@ export interface BatcherOptions {
   readonly maxBatchReadings: number;
 }
 
+/** Readings a batch needs before it is sent while another is still being written. */
+const MIN_EXTRA_BATCH = 1_000;
+
 interface Submission {
   readonly readings: readonly Reading[];
   resolve(stored: Uint8Array): void;
@@ -90,15 +93,24 @@ export class GroupCommitBatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Whether another batch may start now. The first always may; a further one (when the store takes
+   * several at once) only once it is worth a commit of its own: small batches sent side by side
+   * would each pay a commit that one batch a moment later would have shared.
+   */
+  private canStartBatch(): boolean {
+    if (this.queue.length === 0) return false;
+    if (this.writesInFlight === 0) return true;
+    return this.writesInFlight < this.store.maxConcurrentWrites && this.queued >= MIN_EXTRA_BATCH;
+  }
+
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.writesInFlight >= this.store.maxConcurrentWrites) return;
+    if (this.flushScheduled || !this.canStartBatch()) return;
     this.flushScheduled = true;
     // setImmediate, not a timer: everything parsed in this turn of the event loop joins the batch.
     setImmediate(() => {
       this.flushScheduled = false;
-      while (this.queue.length > 0 && this.writesInFlight < this.store.maxConcurrentWrites) {
-        void this.writeBatch(this.takeBatch());
-      }
+      while (this.canStartBatch()) void this.writeBatch(this.takeBatch());
     });
   }
 

@@ -366,15 +366,38 @@ describe('GroupCommitBatcher queueing (store double)', () => {
 
   test('honours maxConcurrentWrites: at most that many transactions at once', async () => {
     const manual = new ManualStore(2);
-    const batcher = new GroupCommitBatcher(manual.asStore(), { queueLimit: 100, maxBatchReadings: 2 });
-    const answers = [batcher.submit(readingsOf(2)), batcher.submit(readingsOf(2)), batcher.submit(readingsOf(2))];
+    const batcher = new GroupCommitBatcher(manual.asStore(), { queueLimit: 10_000, maxBatchReadings: 1000 });
+    const answers = [batcher.submit(readingsOf(1000)), batcher.submit(readingsOf(1000)), batcher.submit(readingsOf(1000))];
     await turns(2);
-    expect(manual.calls.map((c) => c.readings.length)).toEqual([2, 2]);
+    expect(manual.calls.map((c) => c.readings.length)).toEqual([1000, 1000]);
     manual.commitOldest();
     await turns(2);
-    expect(manual.calls.map((c) => c.readings.length)).toEqual([2, 2]);
+    expect(manual.calls.map((c) => c.readings.length)).toEqual([1000, 1000]);
     manual.commitOldest();
     manual.commitOldest();
-    expect((await Promise.all(answers)).map((f) => f.length)).toEqual([2, 2, 2]);
+    expect((await Promise.all(answers)).map((f) => f.length)).toEqual([1000, 1000, 1000]);
+  });
+
+  test('a second transaction joins one in flight only with 1,000 readings or more; smaller ones wait and share', async () => {
+    const manual = new ManualStore(2);
+    const batcher = new GroupCommitBatcher(manual.asStore(), { queueLimit: 10_000, maxBatchReadings: 5000 });
+    const first = batcher.submit(readingsOf(1));
+    await turns(2);
+    const small = [batcher.submit(readingsOf(10)), batcher.submit(readingsOf(10))];
+    await turns(2);
+    // 20 readings are not worth a commit of their own while one is running: they wait for it.
+    expect(manual.calls.map((c) => c.readings.length)).toEqual([1]);
+    const big = batcher.submit(readingsOf(1000));
+    await turns(2);
+    expect(manual.calls.map((c) => c.readings.length)).toEqual([1, 1020]);
+    manual.commitOldest();
+    manual.commitOldest();
+    expect((await Promise.all([first, ...small, big])).map((f) => f.length)).toEqual([1, 10, 10, 1000]);
+    // Once nothing is in flight, even one reading goes at once.
+    const lone = batcher.submit(readingsOf(1));
+    await turns(2);
+    expect(manual.calls.map((c) => c.readings.length)).toEqual([1]);
+    manual.commitOldest();
+    expect((await lone).length).toBe(1);
   });
 });
