@@ -17,18 +17,21 @@ try {
   process.exit(1);
 }
 
-/** Quiet time after the last append before the backlog is compacted, so idle readers never wait. */
-const IDLE_MS = 5;
+/**
+ * Quiet time after the last append before the backlog is compacted, so readers of an idle store
+ * never wait. Long enough that a short stall under load (a GC pause, a busy core) does not start a
+ * small, costly round: under load, rounds start at the threshold and readers ask for their own.
+ */
+const IDLE_MS = 100;
 
 let compactionScheduled = false;
 let closed = false;
 
-/** Compacts without failing the caller: a failed step leaves the journal as it was. */
-function compactQuietly(all: boolean): void {
+/** One compaction step, without failing the caller: a failed step leaves the journal as it was. */
+function compactQuietly(): void {
   const before = writer.compactedThrough;
   try {
-    if (all) writer.compactAll();
-    else writer.compactStep();
+    writer.compactStep();
   } catch {
     // nothing to undo: each compaction step is one transaction; the next trigger tries again
   }
@@ -47,13 +50,16 @@ function scheduleCompaction(): void {
   setImmediate(() => {
     compactionScheduled = false;
     if (closed) return;
-    if (writer.compacting || writer.backlog >= writer.compactRows) compactQuietly(false);
+    if (writer.compacting || writer.backlog >= writer.compactRows) compactQuietly();
     if (writer.compacting) scheduleCompaction();
   });
 }
 
+// One step at a time, like any round: an append arriving meanwhile waits for one slice at most.
 const idle = setTimeout(() => {
-  if (!closed && (writer.backlog > 0 || writer.compacting)) compactQuietly(true);
+  if (closed || (writer.backlog === 0 && !writer.compacting)) return;
+  compactQuietly();
+  scheduleCompaction();
 }, IDLE_MS);
 idle.unref();
 
@@ -74,7 +80,7 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
           stored.buffer as ArrayBuffer,
         ]);
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
-        if (writer.backlog >= 3 * writer.compactRows) compactQuietly(false);
+        if (writer.backlog >= 3 * writer.compactRows) compactQuietly();
         else if (writer.compacting || writer.backlog >= writer.compactRows) scheduleCompaction();
         if (writer.backlog > 0) idle.refresh();
         return;
