@@ -31,13 +31,15 @@ interface DeviceRun {
   latestLine: string;
 }
 
-/** A compaction round: the pending entries it covers, and their devices cut into slices. */
+/** A compaction round: the pending entries it covers, grouped by device, the devices cut into slices. */
 interface Round {
   /** Seq of its newest entry. */
   readonly through: number;
   /** How many (oldest) pending entries it covers. */
   readonly entries: number;
-  /** Device keys in ascending order, cut into slices; each step groups its slice's readings. */
+  /** Its readings grouped by device. */
+  readonly runs: Map<number, DeviceRun>;
+  /** Device keys in ascending order, cut into slices. */
   readonly slices: number[][];
   /** Index of the next slice to compact. */
   next: number;
@@ -181,8 +183,15 @@ export class SqliteWriter {
   private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): void {
     const { deviceIds, tsUs, counts, lines } = cols;
     let journal = '';
+    // Requests often carry runs of one device: look it up once per run, not once per reading.
+    let runId: string | undefined;
+    let device: DeviceState | undefined;
     for (let i = 0; i < deviceIds.length; i++) {
-      const device = this.device(deviceIds[i]!);
+      const id = deviceIds[i]!;
+      if (id !== runId || device === undefined) {
+        device = this.device(id);
+        runId = id;
+      }
       const t = tsUs[i]!;
       if (!this.isNew(device, t)) continue;
       this.pending.add(entry, device.key, t, counts[i]!, lines[i]!);
@@ -221,10 +230,7 @@ export class SqliteWriter {
     if (round === undefined) return 0;
     const slice = round.slices[round.next]!;
     const last = round.next === round.slices.length - 1;
-    const runs =
-      slice.length === 0
-        ? new Map<number, DeviceRun>()
-        : groupByDevice(this.pending.oldest(Infinity).slice(0, round.entries), slice[0]!, slice[slice.length - 1]!);
+    const runs = slice.map((key) => [key, round.runs.get(key)!] as const);
     try {
       this.db.transaction(() => {
         for (const [key, run] of runs) this.compactDevice(key, run);
@@ -262,21 +268,21 @@ export class SqliteWriter {
   private startRound(doneKey = -Infinity, through = Infinity): Round | undefined {
     const entries = this.pending.oldest(Infinity).filter((e) => e.seq <= through);
     if (entries.length === 0) return undefined;
-    const perDevice = new Map<number, number>();
-    for (const entry of entries) for (const key of entry.keys) perDevice.set(key, (perDevice.get(key) ?? 0) + 1);
-    const keys = [...perDevice.keys()].filter((k) => k > doneKey).sort((a, b) => a - b);
+    const runs = groupByDevice(entries, doneKey);
+    const keys = [...runs.keys()].sort((a, b) => a - b);
     const slices: number[][] = [[]];
     let readings = 0;
     for (const key of keys) {
       let slice = slices[slices.length - 1]!;
-      if (slice.length >= SLICE_DEVICES || (slice.length > 0 && readings + perDevice.get(key)! > SLICE_READINGS)) {
+      const n = runs.get(key)!.ts.length;
+      if (slice.length >= SLICE_DEVICES || (slice.length > 0 && readings + n > SLICE_READINGS)) {
         slices.push((slice = []));
         readings = 0;
       }
       slice.push(key);
-      readings += perDevice.get(key)!;
+      readings += n;
     }
-    this.round = { through: entries[entries.length - 1]!.seq, entries: entries.length, slices, next: 0 };
+    this.round = { through: entries[entries.length - 1]!.seq, entries: entries.length, runs, slices, next: 0 };
     return this.round;
   }
 
@@ -450,12 +456,12 @@ function holdWriterLock(file: string): Database.Database {
   return lock;
 }
 
-/** The readings of `entries` of devices with keys in [lo, hi], grouped by device, each group sorted by timestamp. */
-function groupByDevice(entries: readonly PendingEntry[], lo: number, hi: number): Map<number, DeviceRun> {
+/** The readings of `entries` of devices with keys above `after`, grouped by device, each group sorted by timestamp. */
+function groupByDevice(entries: readonly PendingEntry[], after: number): Map<number, DeviceRun> {
   const runs = new Map<number, DeviceRun>();
   for (const { keys, ts, counts, lines } of entries) {
     for (let i = 0; i < keys.length; i++) {
-      if (keys[i]! < lo || keys[i]! > hi) continue;
+      if (keys[i]! <= after) continue;
       const t = ts[i]!;
       const count = counts[i]!;
       let run = runs.get(keys[i]!);
