@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { describe, expect, test } from 'vitest';
 import { StorageUnavailableError } from '../../src/domain/errors.js';
@@ -140,6 +141,24 @@ describe('SqliteStore specifics', () => {
         expect(after.prepare('SELECT sum(n) FROM chunks').pluck().get()).toBe(5);
       } finally {
         after.close();
+      }
+    });
+  });
+
+  test('if the writer thread dies, the next write starts a new one: committed readings kept once, none lost', async () => {
+    await withFile(async (file) => {
+      const store = await openFile(file, Number.MAX_SAFE_INTEGER);
+      try {
+        expect(Array.from(await store.appendBatch([reading('w', 1, 1), reading('w', 2, 2)]))).toEqual([1, 1]);
+        expect(await store.getDevice('w')).toMatchObject({ readingCount: 2, cumulativeCount: 3 });
+        expect(Array.from(await store.appendBatch([reading('w', 3, 4)]))).toEqual([1]);
+        // The thread goes away with a reading in the journal only (never compacted).
+        await (store as unknown as { writer: Worker }).writer.terminate();
+        expect(Array.from(await store.appendBatch([reading('w', 3, 100), reading('w', 4, 8)]))).toEqual([0, 1]);
+        expect(await store.getDevice('w')).toMatchObject({ readingCount: 4, cumulativeCount: 15 });
+        expect((await store.deviceReadings('w', { order: 'asc' })).map((r) => r.count)).toEqual([1, 2, 4, 8]);
+      } finally {
+        await store.close();
       }
     });
   });

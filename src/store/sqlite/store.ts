@@ -191,7 +191,9 @@ export class SqliteStore implements TelemetryStore {
           reject(new StorageUnavailableError(`cannot open ${this.config.file}: ${ready.message}`));
           return;
         }
-        this.visibleThrough = Math.max(this.visibleThrough, ready.compacted);
+        // A new writer has compacted everything committed before it (journal seqs start again).
+        this.ackedThrough = 0;
+        this.visibleThrough = ready.compacted;
         worker.on('message', (response: WriterResponse) => this.settle(response));
         this.writer = worker;
         resolve(worker);
