@@ -145,6 +145,48 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('newest-first listing over many overlapping chunks: every reading once, in order, whatever the page size', async () => {
+    // Small compaction steps and out-of-order batches leave many short chunks whose time ranges
+    // overlap, across devices and within one device: the merge must still place every reading.
+    const { store, cleanup } = await openTemp(3);
+    try {
+      let seed = 7;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const all = new Map<string, Reading>();
+      for (let d = 0; d < 40; d++) {
+        for (let k = 0; k < 30; k++) {
+          const r = reading(`ov-${d}`, Math.floor(random() * 200), 1 + (k % 5));
+          all.set(`${r.deviceId}@${r.tsUs}`, r);
+        }
+      }
+      const readings = [...all.values()].sort(() => random() - 0.5);
+      for (let i = 0; i < readings.length; i += 97) await store.appendBatch(readings.slice(i, i + 97));
+      const walks: string[][] = [];
+      for (const limit of [1, 7, 50, 5000]) {
+        const seen: string[] = [];
+        let page = await store.listRecords(limit);
+        let previous = Infinity;
+        for (let i = 0; page.length > 0; i++) {
+          expect(i).toBeLessThan(all.size + 1);
+          expect(page.length).toBeLessThanOrEqual(limit);
+          for (const r of page) {
+            expect(r.tsUs).toBeLessThanOrEqual(previous);
+            previous = r.tsUs;
+            seen.push(`${r.deviceId}@${r.tsUs}`);
+          }
+          const last = page[page.length - 1]!;
+          page = await store.listRecords(limit, { tsUs: last.tsUs, seq: last.seq });
+        }
+        expect(seen).toHaveLength(all.size);
+        expect(new Set(seen)).toEqual(new Set(all.keys()));
+        walks.push(seen);
+      }
+      for (const walk of walks) expect(walk).toEqual(walks[walks.length - 1]);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('if the writer thread dies, the next write starts a new one: committed readings kept once, none lost', async () => {
     await withFile(async (file) => {
       const store = await openFile(file, Number.MAX_SAFE_INTEGER);

@@ -13,8 +13,12 @@ export interface ChunkRow {
 }
 
 export interface MergeOptions<R extends ChunkRow, T> {
-  /** Readings of a chunk row that the query wants (range and cursor filters applied). */
-  readonly readingsOf: (row: R) => T[];
+  /**
+   * Readings of a chunk row that the query wants (range and cursor filters applied). `cutoff` is
+   * the timestamp past which (in walk order) no reading can make the result any more, once enough
+   * are gathered: a row may leave those out (undefined: keep all).
+   */
+  readonly readingsOf: (row: R, cutoff: number | undefined) => T[];
   readonly tsOf: (item: T) => number;
   /** Result order; ties (same timestamp) broken here. */
   readonly compare: (a: T, b: T) => number;
@@ -46,18 +50,29 @@ export function mergeChunks<R extends ChunkRow, T>(rows: Iterable<R>, o: MergeOp
     buffer = buffer.slice(n);
     head = buffer.length === 0 ? (o.ascending ? Infinity : -Infinity) : o.tsOf(buffer[0]!);
   };
+  // Once the result could be filled from what is gathered, the last of those it would take.
+  let cutoff: number | undefined;
+  const updateCutoff = () => {
+    const missing = o.limit - out.length;
+    if (o.limit < 0 || buffer.length < missing) return;
+    buffer.sort(o.compare);
+    cutoff = o.tsOf(buffer[missing - 1]!);
+  };
   let pending: R | undefined;
   for (const row of rows) {
     if (pending !== undefined) {
       // `row` is the next chunk: what lies strictly before its bound is final.
       if (o.ascending ? head < row.bound : head > row.bound) flush(row.bound);
       if (full()) return out;
+      // Every reading still to come is at or past the next bound: past the cutoff, nothing can place.
+      if (cutoff !== undefined && (o.ascending ? row.bound > cutoff : row.bound < cutoff)) break;
     }
-    for (const item of o.readingsOf(row)) {
+    for (const item of o.readingsOf(row, cutoff)) {
       buffer.push(item);
       const ts = o.tsOf(item);
       if (o.ascending ? ts < head : ts > head) head = ts;
     }
+    updateCutoff();
     pending = row;
   }
   flush(undefined);

@@ -43,6 +43,22 @@ export function decodeChunk(data: string): ChunkReading[] {
   return out;
 }
 
+/**
+ * The readings of a chunk at or after `fromUs`, newest first, read from the end of the chunk: a
+ * newest-first listing needs only the tail of most chunks.
+ */
+export function decodeChunkTail(data: string, fromUs: number): ChunkReading[] {
+  const out: ChunkReading[] = [];
+  let end = data.length; // the chunk ends with a newline
+  while (end > 0) {
+    const start = data.lastIndexOf('\n', end - 2) + 1;
+    if (Number(data.slice(start, data.indexOf('\t', start))) < fromUs) break;
+    parseLine(data, start, (r) => out.push(r));
+    end = start;
+  }
+  return out;
+}
+
 /** Whether a chunk holds a reading at `tsUs`: a substring search, nothing decoded. */
 export function chunkHas(data: string, tsUs: number): boolean {
   const head = `${tsUs}\t`;

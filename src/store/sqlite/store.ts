@@ -16,7 +16,7 @@ import type {
   StoredReading,
   TelemetryStore,
 } from '../types.js';
-import type { ChunkReading } from './chunk.js';
+import { decodeChunkTail, type ChunkReading } from './chunk.js';
 import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { toColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
@@ -412,8 +412,9 @@ export class SqliteStore implements TelemetryStore {
       ) as Iterable<ChunkRow & { key: number; deviceId: string }>;
       const before = (r: StoredReading) => after === undefined || r.tsUs < after.tsUs || (r.tsUs === after.tsUs && r.seq < after.seq);
       return mergeChunks(rows, {
-        readingsOf: (row) =>
-          readingsBetween(row.data, Number.MIN_SAFE_INTEGER, after === undefined ? Number.MAX_SAFE_INTEGER : after.tsUs + 1)
+        // Only a chunk's tail can matter once a page's worth is gathered: read it from the end.
+        readingsOf: (row, cutoff) =>
+          decodeChunkTail(row.data, cutoff ?? Number.MIN_SAFE_INTEGER)
             .map((r): StoredReading => ({ seq: row.key, deviceId: row.deviceId, ...r }))
             .filter(before),
         tsOf: (r) => r.tsUs,
