@@ -9,20 +9,27 @@
  * when a reading falls inside a range, which takes an out-of-order or duplicate reading.
  */
 
-/** One committed journal entry: the readings it stored. */
+/**
+ * One committed journal entry: the readings it stored. Their chunk lines stay inside the journal
+ * text (`text.slice(starts[i], ends[i])`): an entry lives until compaction, long enough for the
+ * garbage collector to move it to the old generation, where one string per entry costs far less
+ * to keep than one per reading.
+ */
 export interface PendingEntry {
   /** The journal row's seq. */
   readonly seq: number;
+  /** The journal row's text, set once the entry is complete. */
+  text: string;
   readonly keys: number[];
   readonly ts: number[];
   /** NaN: no count. */
   readonly counts: number[];
-  /** Chunk lines (chunk.ts). */
-  readonly lines: string[];
+  readonly starts: number[];
+  readonly ends: number[];
 }
 
 function emptyEntry(seq: number): PendingEntry {
-  return { seq, keys: [], ts: [], counts: [], lines: [] };
+  return { seq, text: '', keys: [], ts: [], counts: [], starts: [], ends: [] };
 }
 
 interface DevicePending {
@@ -69,17 +76,20 @@ export class PendingReadings {
     return entry;
   }
 
-  add(entry: PendingEntry, deviceKey: number, tsUs: number, count: number, line: string): void {
+  /** A reading whose chunk line will be `entry.text.slice(start, end)`. */
+  add(entry: PendingEntry, deviceKey: number, tsUs: number, count: number, start: number, end: number): void {
     entry.keys.push(deviceKey);
     entry.ts.push(tsUs);
     entry.counts.push(count);
-    entry.lines.push(line);
+    entry.starts.push(start);
+    entry.ends.push(end);
     this.count++;
     this.note(deviceKey, tsUs);
   }
 
-  /** The batch committed; an entry that stored nothing is not kept. */
-  finish(entry: PendingEntry): void {
+  /** The batch committed with journal text `text`; an entry that stored nothing is not kept. */
+  finish(entry: PendingEntry, text: string): void {
+    entry.text = text;
     if (entry.keys.length === 0 && this.entries.at(-1) === entry) this.entries.pop();
   }
 

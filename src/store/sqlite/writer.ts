@@ -167,20 +167,22 @@ export class SqliteWriter {
     const stored = new Uint8Array(cols.deviceIds.length);
     // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
     const entry = this.pending.begin(this.lastSeq + 1);
+    let journal = '';
     try {
-      this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
+      journal = this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
     } catch (err) {
       // What the caches learnt inside the rolled-back transaction is no longer true.
       this.forgetDevices();
       this.pending.abort(entry);
       throw err;
     }
-    this.pending.finish(entry);
+    this.pending.finish(entry, journal);
     if (entry.keys.length > 0) this.lastSeq = entry.seq;
     return { stored, seq: this.lastSeq };
   }
 
-  private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): void {
+  /** Files the batch's new readings in `entry` and the journal; returns the journal text. */
+  private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): string {
     const { deviceIds, tsUs, counts, lines } = cols;
     let journal = '';
     // Requests often carry runs of one device: look it up once per run, not once per reading.
@@ -194,11 +196,14 @@ export class SqliteWriter {
       }
       const t = tsUs[i]!;
       if (!this.isNew(device, t)) continue;
-      this.pending.add(entry, device.key, t, counts[i]!, lines[i]!);
-      journal += `${device.key}\t${lines[i]!}`;
+      const head = `${device.key}\t`;
+      const start = journal.length + head.length;
+      journal += head + lines[i]!;
+      this.pending.add(entry, device.key, t, counts[i]!, start, journal.length);
       stored[i] = 1;
     }
     if (journal !== '') this.insertJournal.run(entry.seq, journal);
+    return journal;
   }
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
@@ -357,10 +362,13 @@ export class SqliteWriter {
     const rows = this.db.prepare('SELECT seq, data FROM journal ORDER BY seq').all() as { seq: number; data: string }[];
     for (const { seq, data } of rows) {
       const entry = this.pending.begin(seq);
+      let pos = 0;
       for (const r of decodeJournal(data)) {
-        this.pending.add(entry, r.deviceKey, r.tsUs, r.count ?? NaN, chunkLine(r.tsUs, r.count, r.tsText, r.payload));
+        const start = data.indexOf('\t', pos) + 1;
+        pos = data.indexOf('\n', start) + 1;
+        this.pending.add(entry, r.deviceKey, r.tsUs, r.count ?? NaN, start, pos);
       }
-      this.pending.finish(entry);
+      this.pending.finish(entry, data);
       this.lastSeq = seq;
     }
     // A round the crash interrupted resumes after the devices it had done, over the same entries
@@ -459,22 +467,23 @@ function holdWriterLock(file: string): Database.Database {
 /** The readings of `entries` of devices with keys above `after`, grouped by device, each group sorted by timestamp. */
 function groupByDevice(entries: readonly PendingEntry[], after: number): Map<number, DeviceRun> {
   const runs = new Map<number, DeviceRun>();
-  for (const { keys, ts, counts, lines } of entries) {
+  for (const { text, keys, ts, counts, starts, ends } of entries) {
     for (let i = 0; i < keys.length; i++) {
       if (keys[i]! <= after) continue;
       const t = ts[i]!;
       const count = counts[i]!;
+      const line = text.slice(starts[i]!, ends[i]!);
       let run = runs.get(keys[i]!);
       if (run === undefined) {
-        run = { ts: [], lines: [], countSum: 0, sorted: true, latestLine: lines[i]! };
+        run = { ts: [], lines: [], countSum: 0, sorted: true, latestLine: line };
         runs.set(keys[i]!, run);
       } else if (t < run.ts[run.ts.length - 1]!) {
         run.sorted = false;
       } else {
-        run.latestLine = lines[i]!;
+        run.latestLine = line;
       }
       run.ts.push(t);
-      run.lines.push(lines[i]!);
+      run.lines.push(line);
       if (count === count) run.countSum += count; // NaN: no count
     }
   }
