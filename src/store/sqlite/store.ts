@@ -269,8 +269,9 @@ export class SqliteStore implements TelemetryStore {
   }
 
   /**
-   * Runs reads in one read transaction, so they see one snapshot: a merge committing between two
-   * statements would otherwise hide the moved readings from both, or show them twice.
+   * Runs reads in one read transaction, so they see one snapshot: a compaction committing between
+   * two statements (a device's key, then its chunks; a count, then a page) would otherwise mix
+   * states.
    */
   private snapshot<T>(read: () => T): T {
     if (this.reader === undefined) throw new StorageUnavailableError('the store is closed');
