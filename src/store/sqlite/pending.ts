@@ -113,11 +113,10 @@ export class PendingReadings {
     device.instants?.add(tsUs);
   }
 
-  /** The oldest entries holding at least `minReadings` readings (all of them if fewer), not removed. */
-  oldest(minReadings: number): PendingEntry[] {
-    let taken = 0;
+  /** The entries up to seq `seq` (the oldest ones), not removed. */
+  through(seq: number): PendingEntry[] {
     let n = 0;
-    while (n < this.entries.length && taken < minReadings) taken += this.entries[n++]!.keys.length;
+    while (n < this.entries.length && this.entries[n]!.seq <= seq) n++;
     return this.entries.slice(0, n);
   }
 
