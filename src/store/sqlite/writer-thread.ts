@@ -27,17 +27,24 @@ const IDLE_MS = 100;
 let compactionScheduled = false;
 let closed = false;
 
-/** One compaction step, without failing the caller: a failed step leaves the journal as it was. */
-function compactQuietly(): void {
+/**
+ * One compaction step, without failing the caller: a failed step leaves the journal as it was.
+ * Returns whether it succeeded.
+ */
+function compactQuietly(): boolean {
   const before = writer.compactedThrough;
+  let ok = true;
   try {
     writer.compactStep();
   } catch {
-    // nothing to undo: each compaction step is one transaction; the next trigger tries again
+    // nothing to undo: each compaction step is one transaction; the next append or the idle
+    // timer tries again (not at once: a full disk would make that a busy loop)
+    ok = false;
   }
   if (writer.compactedThrough !== before) {
     port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough } satisfies WriterResponse);
   }
+  return ok;
 }
 
 /**
@@ -50,16 +57,16 @@ function scheduleCompaction(): void {
   setImmediate(() => {
     compactionScheduled = false;
     if (closed) return;
-    if (writer.compacting || writer.backlog >= writer.compactRows) compactQuietly();
-    if (writer.compacting) scheduleCompaction();
+    if (!(writer.compacting || writer.backlog >= writer.compactRows)) return;
+    if (compactQuietly() && writer.compacting) scheduleCompaction();
   });
 }
 
 // One step at a time, like any round: an append arriving meanwhile waits for one slice at most.
 const idle = setTimeout(() => {
   if (closed || (writer.backlog === 0 && !writer.compacting)) return;
-  compactQuietly();
-  scheduleCompaction();
+  if (compactQuietly()) scheduleCompaction();
+  else idle.refresh();
 }, IDLE_MS);
 idle.unref();
 
