@@ -187,6 +187,29 @@ describe('SqliteStore specifics', () => {
     }
   });
 
+  test('read-your-writes under concurrent writes: once appendBatch resolves, every read sees the batch', async () => {
+    // A threshold never reached: only readers (and idleness) make the writer compact.
+    const { store, cleanup } = await openTemp(Number.MAX_SAFE_INTEGER);
+    try {
+      const checks = Array.from({ length: 60 }, async (_, i) => {
+        const device = `ryw-${i % 6}`;
+        await store.appendBatch([reading(device, i, i + 1), reading('ryw-shared', i, 1)]);
+        const [summary, history, records] = await Promise.all([
+          store.getDevice(device),
+          store.deviceReadings(device, { order: 'desc', limit: 1000 }),
+          store.listRecords(1000),
+        ]);
+        expect(summary).toBeDefined();
+        expect(history.map((r) => r.tsUs)).toContain(BASE + i * SECOND);
+        expect(records.some((r) => r.deviceId === device && r.tsUs === BASE + i * SECOND)).toBe(true);
+      });
+      await Promise.all(checks);
+      expect(await store.getDevice('ryw-shared')).toMatchObject({ readingCount: 60, cumulativeCount: 60 });
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('if the writer thread dies, the next write starts a new one: committed readings kept once, none lost', async () => {
     await withFile(async (file) => {
       const store = await openFile(file, Number.MAX_SAFE_INTEGER);
