@@ -115,7 +115,8 @@ describe('SqliteStore specifics', () => {
       // the journal rows are not.
       const writer = new SqliteWriter({ file, synchronous: 'FULL', cacheMiB: 8, compactRows: Number.MAX_SAFE_INTEGER });
       writer.append(toColumns([reading('j', 2, 2, '{"v":2}'), reading('j', 1, 1)]));
-      writer.append(toColumns([reading('j', 3, 3), reading('k', 1, 10)]));
+      // A duplicate in the middle: the journal row holds the other two readings only.
+      expect(Array.from(writer.append(toColumns([reading('j', 3, 3), reading('j', 2, 99), reading('k', 1, 10)])).stored)).toEqual([1, 0, 1]);
       writer.close({ compact: false });
       const raw = new Database(file, { readonly: true });
       expect(raw.prepare('SELECT count(*) FROM journal').pluck().get()).toBe(2);
