@@ -5,7 +5,7 @@
  *   fleet:  each transaction holds K time steps across 1,000 devices (a fleet reporting together)
  *   device: each transaction holds 10 requests of 1,000 readings of one device each
  *
- * node --import tsx bench/writer.ts [--readings 1000000] [--compact-rows 20000] [--steps-per-tx 10]
+ * node --import tsx bench/writer.ts [--readings 1000000] [--compact-rows 100000] [--steps-per-tx 10]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import { SqliteWriter } from '../src/store/sqlite/writer.js';
 const { values } = parseArgs({
   options: {
     readings: { type: 'string', default: '1000000' },
-    'compact-rows': { type: 'string', default: '20000' },
+    'compact-rows': { type: 'string', default: '100000' },
     'steps-per-tx': { type: 'string', default: '10' },
   },
 });

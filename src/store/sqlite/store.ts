@@ -16,7 +16,7 @@ import type {
   StoredReading,
   TelemetryStore,
 } from '../types.js';
-import { decodeChunkTail, type ChunkReading } from './chunk.js';
+import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
 import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { toColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
@@ -388,10 +388,8 @@ export class SqliteStore implements TelemetryStore {
     )
       .pluck()
       .all(deviceId, query.fromUs, query.toUs) as string[];
-    return aggregateReadings(
-      chunks.flatMap((data) => readingsBetween(data, query.fromUs, query.toUs)),
-      query,
-    );
+    // aggregateReadings keeps [fromUs, toUs) itself: the chunks' readings go to it unfiltered.
+    return aggregateReadings(chunks.flatMap(decodeChunk), query);
   }
 
   async pruneBefore(beforeUs: number, limit: number): Promise<number> {
