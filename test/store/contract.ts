@@ -340,6 +340,26 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           expect(r?.deviceId).toBe(d);
           expect(r?.payload).toBe(JSON.stringify(payload));
         });
+
+        test('readings after one with multi-byte text in the same batch keep their own text', async () => {
+          // A backend that counts characters where it should count bytes (or the reverse) shifts
+          // every later reading of the batch.
+          const [a, b] = [dev('mb-ä'), dev('mb-plain')];
+          const batch = [
+            reading(a, at(1), { payload: { v: 'ascii' } }),
+            reading(a, at(2), { payload: { v: 'ü€😀' }, tsText: '2024-01-01T01:02:00+01:00' }),
+            reading(b, at(2), { payload: { v: 'after' } }),
+            reading(a, at(3), { payload: null, count: 7 }),
+            reading(b, at(3), { payload: { v: '😀😀' } }),
+          ];
+          await store().appendBatch(batch);
+          for (const d of [a, b]) {
+            const stored = await store().deviceReadings(d, { order: 'asc' });
+            const sent = batch.filter((r) => r.deviceId === d);
+            expect(stored.map((r) => [r.tsUs, r.count, r.tsText, r.payload])).toEqual(sent.map((r) => [r.tsUs, r.count, r.tsText, r.payload]));
+          }
+          expect(await store().getDevice(b)).toMatchObject({ latestPayload: '{"v":"😀😀"}' });
+        });
       });
 
       describe('deviceReadings', () => {

@@ -146,6 +146,33 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a schema v3 file with readings in its journal (text rows) upgrades and replays them once', async () => {
+    await withFile(async (file) => {
+      const old = new Database(file);
+      migrate(old, 3);
+      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count)
+                VALUES (1, 'v3', ${BASE + SECOND}, ${BASE + SECOND}, NULL, NULL, 1, 1), (2, 'v3b', NULL, NULL, NULL, NULL, 0, 0)`);
+      old.exec(`INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (1, ${BASE + SECOND}, ${BASE + SECOND}, 1, '${BASE + SECOND}\t1\t\t\n')`);
+      // Written by the v3 writer: each line led by the device key; multi-byte text before other lines.
+      const journal = `1\t${BASE + 2 * SECOND}\t2\t\t{"v":"ü😀"}\n2\t${BASE + SECOND}\t5\t2024-01-01T01:00:01+01:00\t\n1\t${BASE + 3 * SECOND}\t3\t\t{"v":3}\n`;
+      old.prepare('INSERT INTO journal (seq, data) VALUES (1, ?)').run(journal);
+      old.close();
+      const store = await openFile(file);
+      try {
+        expect((await store.deviceReadings('v3', { order: 'asc' })).map((r) => [r.count, r.payload])).toEqual([
+          [1, null],
+          [2, '{"v":"ü😀"}'],
+          [3, '{"v":3}'],
+        ]);
+        expect(await store.getDevice('v3')).toMatchObject({ readingCount: 3, cumulativeCount: 6, latestPayload: '{"v":3}' });
+        expect(await store.getDevice('v3b')).toMatchObject({ readingCount: 1, cumulativeCount: 5, latestTsText: '2024-01-01T01:00:01+01:00' });
+        expect(Array.from(await store.appendBatch([reading('v3', 2, 9), reading('v3b', 1, 9), reading('v3b', 2, 9)]))).toEqual([0, 0, 1]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   test('newest-first listing over many overlapping chunks: every reading once, in order, whatever the page size', async () => {
     // Small compaction steps and out-of-order batches leave many short chunks whose time ranges
     // overlap, across devices and within one device: the merge must still place every reading.

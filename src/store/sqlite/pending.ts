@@ -10,27 +10,29 @@
  */
 
 /**
- * One committed journal entry: the readings it stored. Their chunk lines stay inside the journal
- * text (`text.slice(starts[i], ends[i])`): an entry lives until compaction, long enough for the
- * garbage collector to move it to the old generation, where one string per entry costs far less
- * to keep than one per reading.
+ * One committed journal entry: a batch's readings as the writer thread received them (typed arrays
+ * and the UTF-8 text of their chunk lines), with the device key of each reading it stored (0 for a
+ * duplicate it left out). Nothing is kept per reading but numbers in typed arrays: an entry lives
+ * until compaction, long enough for the garbage collector to move it to the old generation.
  */
 export interface PendingEntry {
   /** The journal row's seq. */
   readonly seq: number;
-  /** The journal row's text, set once the entry is complete. */
-  text: string;
-  readonly keys: number[];
-  readonly ts: number[];
+  /** Device key of each reading; 0: not stored (a duplicate). */
+  readonly keys: Int32Array;
+  readonly ts: Float64Array;
   /** NaN: no count. */
-  readonly counts: number[];
-  readonly starts: number[];
-  readonly ends: number[];
+  readonly counts: Float64Array;
+  /** The readings' chunk lines, UTF-8, one after the other. */
+  readonly text: Buffer;
+  /** Byte offset after each reading's line in `text`. */
+  readonly ends: Uint32Array;
+  /** How many readings it stored. */
+  stored: number;
 }
 
-function emptyEntry(seq: number): PendingEntry {
-  return { seq, text: '', keys: [], ts: [], counts: [], starts: [], ends: [] };
-}
+/** A batch's readings as an entry begins: none of them stored yet. */
+export type EntryReadings = Pick<PendingEntry, 'ts' | 'counts' | 'text' | 'ends'>;
 
 interface DevicePending {
   /** Bounds of the device's pending instants (conservative: wider never hurts). */
@@ -70,34 +72,30 @@ export class PendingReadings {
    * added, so later readings of the same batch see them. End it with `finish` once the batch
    * commits, or `abort` if it rolled back.
    */
-  begin(seq: number): PendingEntry {
-    const entry = emptyEntry(seq);
+  begin(seq: number, readings: EntryReadings): PendingEntry {
+    const entry: PendingEntry = { seq, keys: new Int32Array(readings.ts.length), stored: 0, ...readings };
     this.entries.push(entry);
     return entry;
   }
 
-  /** A reading whose chunk line will be `entry.text.slice(start, end)`. */
-  add(entry: PendingEntry, deviceKey: number, tsUs: number, count: number, start: number, end: number): void {
-    entry.keys.push(deviceKey);
-    entry.ts.push(tsUs);
-    entry.counts.push(count);
-    entry.starts.push(start);
-    entry.ends.push(end);
+  /** Reading `i` of the entry is stored, for the device `deviceKey`. */
+  add(entry: PendingEntry, i: number, deviceKey: number): void {
+    entry.keys[i] = deviceKey;
+    entry.stored++;
     this.count++;
-    this.note(deviceKey, tsUs);
+    this.note(deviceKey, entry.ts[i]!);
   }
 
-  /** The batch committed with journal text `text`; an entry that stored nothing is not kept. */
-  finish(entry: PendingEntry, text: string): void {
-    entry.text = text;
-    if (entry.keys.length === 0 && this.entries.at(-1) === entry) this.entries.pop();
+  /** The batch committed; an entry that stored nothing is not kept. */
+  finish(entry: PendingEntry): void {
+    if (entry.stored === 0 && this.entries.at(-1) === entry) this.entries.pop();
   }
 
   /** The batch rolled back: its readings were never stored. */
   abort(entry: PendingEntry): void {
     if (this.entries.at(-1) === entry) {
       this.entries.pop();
-      this.count -= entry.keys.length;
+      this.count -= entry.stored;
     }
     this.rebuild();
   }
@@ -122,7 +120,7 @@ export class PendingReadings {
 
   /** Removes the oldest `n` entries, once they are compacted. */
   drop(n: number): void {
-    for (const entry of this.entries.slice(0, n)) this.count -= entry.keys.length;
+    for (const entry of this.entries.slice(0, n)) this.count -= entry.stored;
     this.entries = this.entries.slice(n);
     this.rebuild();
   }
@@ -131,13 +129,15 @@ export class PendingReadings {
   private rebuild(): void {
     this.byDevice.clear();
     this.indexed = false;
-    for (const entry of this.entries) for (let i = 0; i < entry.keys.length; i++) this.note(entry.keys[i]!, entry.ts[i]!);
+    for (const entry of this.entries) {
+      for (let i = 0; i < entry.keys.length; i++) if (entry.keys[i] !== 0) this.note(entry.keys[i]!, entry.ts[i]!);
+    }
   }
 
   private buildIndex(): void {
     for (const device of this.byDevice.values()) device.instants = new Set();
     for (const entry of this.entries) {
-      for (let i = 0; i < entry.keys.length; i++) this.byDevice.get(entry.keys[i]!)!.instants!.add(entry.ts[i]!);
+      for (let i = 0; i < entry.keys.length; i++) if (entry.keys[i] !== 0) this.byDevice.get(entry.keys[i]!)!.instants!.add(entry.ts[i]!);
     }
     this.indexed = true;
   }

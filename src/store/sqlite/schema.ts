@@ -93,6 +93,13 @@ const MIGRATIONS: readonly string[] = [
   DROP TABLE inbox;
   DROP TABLE readings;
   `,
+  // The journal keeps a batch as the writer thread received it: `data` the UTF-8 chunk lines of all
+  // its readings, `keys` each reading's device key (32-bit, platform byte order; 0 for a duplicate
+  // left out), so a commit copies bytes instead of building a text per batch. Rows written before
+  // this migration have no keys and their lines led by the device key; replay reads both.
+  `
+  ALTER TABLE journal ADD COLUMN keys BLOB;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

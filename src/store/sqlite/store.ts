@@ -18,7 +18,7 @@ import type {
 } from '../types.js';
 import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
 import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
-import { toColumns } from './columns.js';
+import { toColumns, transferList } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
 import type { WriterReady, WriterRequest, WriterResponse } from './protocol.js';
 
@@ -235,10 +235,7 @@ export class SqliteStore implements TelemetryStore {
 
   async appendBatch(readings: readonly Reading[]): Promise<Uint8Array> {
     const columns = toColumns(readings);
-    const response = await this.call({ op: 'append', id: this.nextId++, columns }, [
-      columns.tsUs.buffer as ArrayBuffer,
-      columns.counts.buffer as ArrayBuffer,
-    ]);
+    const response = await this.call({ op: 'append', id: this.nextId++, columns }, transferList(columns));
     if (response.seq! > this.ackedThrough) this.ackedThrough = response.seq!;
     return response.stored!;
   }

@@ -2,14 +2,14 @@ import Database from 'better-sqlite3';
 import { chunkHas, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
 import type { ReadingColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
-import { PendingReadings, type PendingEntry } from './pending.js';
+import { PendingReadings, type EntryReadings, type PendingEntry } from './pending.js';
 import { migrate } from './schema.js';
 
 /** The chunk a device's newest readings are appended to, while it has room. */
 interface OpenChunk {
   readonly id: number;
   lastTs: number;
-  chars: number;
+  bytes: number;
 }
 
 /** What the writer remembers of a device between batches. */
@@ -21,22 +21,25 @@ interface DeviceState {
   open: OpenChunk | null | undefined;
 }
 
-/** One device's share of a compaction: its readings' timestamps and chunk lines, sorted by timestamp. */
+/**
+ * One device's share of a compaction: its readings' timestamps and where their chunk lines are,
+ * sorted by timestamp.
+ */
 interface DeviceRun {
   ts: number[];
-  lines: string[];
+  /** Per reading, three numbers: the index of its entry in the round, and its line's byte range in that entry's text. */
+  at: number[];
+  bytes: number;
   countSum: number;
   sorted: boolean;
-  /** The line of its newest reading: the device's latest state if nothing stored is newer. */
-  latestLine: string;
 }
 
 /** A compaction round: the pending entries it covers, grouped by device, the devices cut into slices. */
 interface Round {
   /** Seq of its newest entry. */
   readonly through: number;
-  /** How many (oldest) pending entries it covers. */
-  readonly entries: number;
+  /** The (oldest) pending entries it covers. */
+  readonly entries: readonly PendingEntry[];
   /** Its readings grouped by device. */
   readonly runs: Map<number, DeviceRun>;
   /** Device keys in ascending order, cut into slices. */
@@ -62,9 +65,9 @@ const DEVICE_CACHE_LIMIT = 200_000;
  * measurement, writer alone, fleet-wide: 301,567 readings/s appending up to 16 KiB, 414,401 at
  * 3.5 KB).
  */
-const APPEND_CHUNK_CHARS = 3500;
+const APPEND_CHUNK_BYTES = 3500;
 /** New chunks are cut at this size: what a point lookup or a query decodes per chunk. */
-const NEW_CHUNK_CHARS = 16_384;
+const NEW_CHUNK_BYTES = 16_384;
 
 /** What an append reports: a flag per reading, and the journal position that holds them. */
 export interface AppendResult {
@@ -99,11 +102,11 @@ export class SqliteWriter {
   private readonly selectDevice: Database.Statement<[string], { key: number; latest_ts_us: number | null }>;
   private readonly insertDevice: Database.Statement<[string]>;
   private readonly chunksCovering: Database.Statement<[number, number, number], string>;
-  private readonly insertJournal: Database.Statement<[number, string]>;
+  private readonly insertJournal: Database.Statement<[number, Buffer, Buffer]>;
   private readonly clearJournal: Database.Statement<[number]>;
-  private readonly newestChunk: Database.Statement<[number], { id: number; last_ts_us: number; chars: number }>;
-  private readonly insertChunk: Database.Statement<[number, number, number, number, string]>;
-  private readonly appendChunk: Database.Statement<[string, number, number, number]>;
+  private readonly newestChunk: Database.Statement<[number], { id: number; last_ts_us: number; bytes: number }>;
+  private readonly insertChunk: Database.Statement<[number, number, number, number, Buffer]>;
+  private readonly appendChunk: Database.Statement<[Buffer, number, number, number]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   private readonly saveProgress: Database.Statement<[number, number]>;
   private readonly clearProgress: Database.Statement<[]>;
@@ -124,13 +127,16 @@ export class SqliteWriter {
     this.chunksCovering = this.db
       .prepare('SELECT data FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?')
       .pluck() as Database.Statement<[number, number, number], string>;
-    this.insertJournal = this.db.prepare('INSERT INTO journal (seq, data) VALUES (?, ?)');
+    this.insertJournal = this.db.prepare('INSERT INTO journal (seq, data, keys) VALUES (?, ?, ?)');
     this.clearJournal = this.db.prepare('DELETE FROM journal WHERE seq <= ?');
     this.newestChunk = this.db.prepare(
-      'SELECT id, last_ts_us, length(data) AS chars FROM chunks WHERE device_key = ? ORDER BY last_ts_us DESC LIMIT 1',
+      'SELECT id, last_ts_us, octet_length(data) AS bytes FROM chunks WHERE device_key = ? ORDER BY last_ts_us DESC LIMIT 1',
     );
-    this.insertChunk = this.db.prepare('INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (?, ?, ?, ?, ?)');
-    this.appendChunk = this.db.prepare('UPDATE chunks SET data = data || ?, n = n + ?, last_ts_us = ? WHERE id = ?');
+    // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT.
+    this.insertChunk = this.db.prepare(
+      'INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (?, ?, ?, ?, CAST(? AS TEXT))',
+    );
+    this.appendChunk = this.db.prepare('UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ? WHERE id = ?');
     // Every expression on the right sees the row as it was before this UPDATE.
     // Positional parameters bind faster than named ones; this runs once per device per compaction.
     this.updateSummary = this.db.prepare(`
@@ -164,46 +170,39 @@ export class SqliteWriter {
 
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
   append(cols: ReadingColumns): AppendResult {
-    const stored = new Uint8Array(cols.deviceIds.length);
+    const stored = new Uint8Array(cols.tsUs.length);
     // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
-    const entry = this.pending.begin(this.lastSeq + 1);
-    let journal = '';
+    const text = Buffer.from(cols.text.buffer, cols.text.byteOffset, cols.text.byteLength);
+    const entry = this.pending.begin(this.lastSeq + 1, { ts: cols.tsUs, counts: cols.counts, text, ends: cols.ends });
     try {
-      journal = this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
+      this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
     } catch (err) {
       // What the caches learnt inside the rolled-back transaction is no longer true.
       this.forgetDevices();
       this.pending.abort(entry);
       throw err;
     }
-    this.pending.finish(entry, journal);
-    if (entry.keys.length > 0) this.lastSeq = entry.seq;
+    this.pending.finish(entry);
+    if (entry.stored > 0) this.lastSeq = entry.seq;
     return { stored, seq: this.lastSeq };
   }
 
-  /** Files the batch's new readings in `entry` and the journal; returns the journal text. */
-  private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): string {
-    const { deviceIds, tsUs, counts, lines } = cols;
-    let journal = '';
-    // Requests often carry runs of one device: look it up once per run, not once per reading.
-    let runId: string | undefined;
-    let device: DeviceState | undefined;
-    for (let i = 0; i < deviceIds.length; i++) {
-      const id = deviceIds[i]!;
-      if (id !== runId || device === undefined) {
-        device = this.device(id);
-        runId = id;
+  /**
+   * Files the batch's new readings in `entry` and the journal: one row holding the batch's text as
+   * it came and the device key of each reading (0 for a duplicate, which replay and compaction skip).
+   */
+  private appendInTransaction(cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array): void {
+    const { devices, runEnds, tsUs } = cols;
+    let i = 0;
+    for (let run = 0; run < devices.length; run++) {
+      const device = this.device(devices[run]!);
+      for (const end = runEnds[run]!; i < end; i++) {
+        if (!this.isNew(device, tsUs[i]!)) continue;
+        this.pending.add(entry, i, device.key);
+        stored[i] = 1;
       }
-      const t = tsUs[i]!;
-      if (!this.isNew(device, t)) continue;
-      const head = `${device.key}\t`;
-      const start = journal.length + head.length;
-      journal += head + lines[i]!;
-      this.pending.add(entry, device.key, t, counts[i]!, start, journal.length);
-      stored[i] = 1;
     }
-    if (journal !== '') this.insertJournal.run(entry.seq, journal);
-    return journal;
+    if (entry.stored > 0) this.insertJournal.run(entry.seq, entry.text, Buffer.from(entry.keys.buffer, entry.keys.byteOffset, entry.keys.byteLength));
   }
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
@@ -238,7 +237,7 @@ export class SqliteWriter {
     const runs = slice.map((key) => [key, round.runs.get(key)!] as const);
     try {
       this.db.transaction(() => {
-        for (const [key, run] of runs) this.compactDevice(key, run);
+        for (const [key, run] of runs) this.compactDevice(key, run, round.entries);
         if (last) {
           this.clearJournal.run(round.through);
           this.clearProgress.run();
@@ -259,7 +258,7 @@ export class SqliteWriter {
     }
     round.next++;
     if (last) {
-      this.pending.drop(round.entries);
+      this.pending.drop(round.entries.length);
       this.compactedSeq = round.through;
       this.round = undefined;
     }
@@ -287,7 +286,7 @@ export class SqliteWriter {
       slice.push(key);
       readings += n;
     }
-    this.round = { through: entries[entries.length - 1]!.seq, entries: entries.length, runs, slices, next: 0 };
+    this.round = { through: entries[entries.length - 1]!.seq, entries, runs, slices, next: 0 };
     return this.round;
   }
 
@@ -296,32 +295,40 @@ export class SqliteWriter {
     while (this.pending.size > 0 || this.round !== undefined) this.compactStep();
   }
 
-  private compactDevice(key: number, run: DeviceRun): void {
-    const { ts, lines } = run;
+  private compactDevice(key: number, run: DeviceRun, entries: readonly PendingEntry[]): void {
+    const { ts, at } = run;
     const n = ts.length;
     const first = ts[0]!;
     const last = ts[n - 1]!;
+    // The device's chunk lines, copied out of the entries' texts into one buffer, in timestamp order.
+    const text = Buffer.allocUnsafe(run.bytes);
+    const ends = new Array<number>(n);
+    let pos = 0;
+    for (let r = 0; r < n; r++) {
+      pos += entries[at[3 * r]!]!.text.copy(text, pos, at[3 * r + 1]!, at[3 * r + 2]!);
+      ends[r] = pos;
+    }
     const open = this.openChunk(key);
-    const text = lines.join('');
-    const appendable = open !== null && first > open.lastTs && open.chars + text.length <= APPEND_CHUNK_CHARS;
+    const appendable = open !== null && first > open.lastTs && open.bytes + text.length <= APPEND_CHUNK_BYTES;
     if (appendable && this.appendChunk.run(text, n, last, open.id).changes === 1) {
       open.lastTs = last;
-      open.chars += text.length;
+      open.bytes += text.length;
     } else {
-      // New chunks of at most NEW_CHUNK_CHARS (or one reading); the last becomes the open one if it
+      // New chunks of at most NEW_CHUNK_BYTES (or one reading); the last becomes the open one if it
       // is the device's newest.
       let start = 0;
       while (start < n) {
-        let end = start;
-        let chars = 0;
-        while (end < n && (end === start || chars + lines[end]!.length <= NEW_CHUNK_CHARS)) chars += lines[end++]!.length;
-        const data = start === 0 && end === n ? text : lines.slice(start, end).join('');
+        const from = start === 0 ? 0 : ends[start - 1]!;
+        let end = start + 1;
+        while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
+        const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
         const id = Number(this.insertChunk.run(key, ts[start]!, ts[end - 1]!, end - start, data).lastInsertRowid);
-        if (open === null || ts[end - 1]! > open.lastTs) this.setOpenChunk(key, { id, lastTs: ts[end - 1]!, chars });
+        if (open === null || ts[end - 1]! > open.lastTs) this.setOpenChunk(key, { id, lastTs: ts[end - 1]!, bytes: data.length });
         start = end;
       }
     }
-    const latest = decodeChunk(run.latestLine)[0]!;
+    // Its newest reading: the device's latest state if nothing stored is newer.
+    const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
     this.updateSummary.run(n, run.countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
   }
 
@@ -330,7 +337,7 @@ export class SqliteWriter {
     const device = this.byKey.get(key);
     if (device?.open !== undefined) return device.open;
     const row = this.newestChunk.get(key);
-    const open = row === undefined ? null : { id: row.id, lastTs: row.last_ts_us, chars: row.chars };
+    const open = row === undefined ? null : { id: row.id, lastTs: row.last_ts_us, bytes: row.bytes };
     if (device !== undefined) device.open = open;
     return open;
   }
@@ -361,17 +368,13 @@ export class SqliteWriter {
 
   /** After a crash: the journal holds committed readings that were never compacted. */
   private replayJournal(): void {
-    const rows = this.db.prepare('SELECT seq, data FROM journal ORDER BY seq').all() as { seq: number; data: string }[];
-    for (const { seq, data } of rows) {
-      const entry = this.pending.begin(seq);
-      let pos = 0;
-      for (const r of decodeJournal(data)) {
-        const start = data.indexOf('\t', pos) + 1;
-        pos = data.indexOf('\n', start) + 1;
-        this.pending.add(entry, r.deviceKey, r.tsUs, r.count ?? NaN, start, pos);
-      }
-      this.pending.finish(entry, data);
-      this.lastSeq = seq;
+    const rows = this.db.prepare('SELECT seq, data, keys FROM journal ORDER BY seq').all() as JournalRow[];
+    for (const row of rows) {
+      const { keys, ...readings } = journalReadings(row);
+      const entry = this.pending.begin(row.seq, readings);
+      for (let i = 0; i < keys.length; i++) if (keys[i] !== 0) this.pending.add(entry, i, keys[i]!);
+      this.pending.finish(entry);
+      this.lastSeq = row.seq;
     }
     // A round the crash interrupted resumes after the devices it had done, over the same entries
     // (the journal still holds all of them: it loses a round's entries only with its last slice).
@@ -466,26 +469,66 @@ function holdWriterLock(file: string): Database.Database {
   return lock;
 }
 
+/** A journal row: since schema v4 the batch's text and each reading's device key; before, text only. */
+interface JournalRow {
+  seq: number;
+  data: Buffer | string;
+  keys: Buffer | null;
+}
+
+/** What a journal row holds, as the pending entry it was when committed. */
+function journalReadings(row: JournalRow): EntryReadings & { keys: Int32Array } {
+  if (row.keys === null) {
+    // Written before v4: lines of `deviceKey<TAB>chunk line`, duplicates left out.
+    const readings = decodeJournal(row.data as string);
+    const lines = readings.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload));
+    const ends = new Uint32Array(lines.length);
+    let end = 0;
+    lines.forEach((line, i) => (ends[i] = end += Buffer.byteLength(line)));
+    return {
+      keys: Int32Array.from(readings, (r) => r.deviceKey),
+      ts: Float64Array.from(readings, (r) => r.tsUs),
+      counts: Float64Array.from(readings, (r) => r.count ?? NaN),
+      text: Buffer.from(lines.join('')),
+      ends,
+    };
+  }
+  const text = row.data as Buffer;
+  // A copy: Int32Array needs its buffer aligned, which a Buffer from SQLite need not be.
+  const keys = new Int32Array(new Uint8Array(row.keys).buffer);
+  const readings = decodeChunk(text.toString('utf8'));
+  const ends = new Uint32Array(readings.length);
+  for (let i = 0, end = 0; i < readings.length; i++) ends[i] = end = text.indexOf(10, end) + 1;
+  return {
+    keys,
+    ts: Float64Array.from(readings, (r) => r.tsUs),
+    counts: Float64Array.from(readings, (r) => r.count ?? NaN),
+    text,
+    ends,
+  };
+}
+
 /** The readings of `entries` of devices with keys above `after`, grouped by device, each group sorted by timestamp. */
 function groupByDevice(entries: readonly PendingEntry[], after: number): Map<number, DeviceRun> {
   const runs = new Map<number, DeviceRun>();
-  for (const { text, keys, ts, counts, starts, ends } of entries) {
+  for (let e = 0; e < entries.length; e++) {
+    const { keys, ts, counts, ends } = entries[e]!;
     for (let i = 0; i < keys.length; i++) {
-      if (keys[i]! <= after) continue;
+      const key = keys[i]!;
+      if (key === 0 || key <= after) continue;
       const t = ts[i]!;
       const count = counts[i]!;
-      const line = text.slice(starts[i]!, ends[i]!);
-      let run = runs.get(keys[i]!);
+      const start = i === 0 ? 0 : ends[i - 1]!;
+      let run = runs.get(key);
       if (run === undefined) {
-        run = { ts: [], lines: [], countSum: 0, sorted: true, latestLine: line };
-        runs.set(keys[i]!, run);
+        run = { ts: [], at: [], bytes: 0, countSum: 0, sorted: true };
+        runs.set(key, run);
       } else if (t < run.ts[run.ts.length - 1]!) {
         run.sorted = false;
-      } else {
-        run.latestLine = line;
       }
       run.ts.push(t);
-      run.lines.push(line);
+      run.at.push(e, start, ends[i]!);
+      run.bytes += ends[i]! - start;
       if (count === count) run.countSum += count; // NaN: no count
     }
   }
@@ -493,8 +536,7 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Map<num
     if (run.sorted) continue;
     const order = run.ts.map((_, i) => i).sort((a, b) => run.ts[a]! - run.ts[b]!);
     run.ts = order.map((i) => run.ts[i]!);
-    run.lines = order.map((i) => run.lines[i]!);
-    run.latestLine = run.lines[run.lines.length - 1]!;
+    run.at = order.flatMap((i) => [run.at[3 * i]!, run.at[3 * i + 1]!, run.at[3 * i + 2]!]);
   }
   return runs;
 }
