@@ -17,7 +17,19 @@ export interface ChunkReading {
 
 /** A chunk line for one reading (newline included). */
 export function chunkLine(tsUs: number, count: number | null, tsText: string | null, payload: string | null): string {
-  return `${tsUs}\t${count ?? ''}\t${tsText ?? ''}\t${payload ?? ''}\n`;
+  return `${integerText(tsUs)}\t${count ?? ''}\t${tsText ?? ''}\t${payload ?? ''}\n`;
+}
+
+/**
+ * `String(n)` for an integer, faster for the 16-digit microsecond timestamps of the hot path: V8
+ * formats a number beyond the small-integer range through its double-to-string routine (measured
+ * ~160 ns here), while two halves under 10^8 each take the small-integer path (~60 ns together).
+ */
+export function integerText(n: number): string {
+  if (n < 1e8 || !Number.isSafeInteger(n)) return String(n);
+  const high = Math.floor(n / 1e8);
+  // + 1e8 then dropping the leading 1 pads the low half to 8 digits.
+  return `${high}${String(n - high * 1e8 + 1e8).slice(1)}`;
 }
 
 /** Parses the fields of the line that starts at `start`; returns the index after its newline. */
