@@ -171,8 +171,9 @@ export class SqliteWriter {
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
   append(cols: ReadingColumns): AppendResult {
     const stored = new Uint8Array(cols.tsUs.length);
-    // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
+    // The bytes as they arrived (postMessage delivers a plain Uint8Array), viewed as a Buffer, not copied.
     const text = Buffer.from(cols.text.buffer, cols.text.byteOffset, cols.text.byteLength);
+    // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
     const entry = this.pending.begin(this.lastSeq + 1, { ts: cols.tsUs, counts: cols.counts, text, ends: cols.ends });
     try {
       this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
