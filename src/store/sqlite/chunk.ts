@@ -73,7 +73,7 @@ export function decodeChunkTail(data: string, fromUs: number): ChunkReading[] {
 
 /** Whether a chunk holds a reading at `tsUs`: a substring search, nothing decoded. */
 export function chunkHas(data: string, tsUs: number): boolean {
-  const head = `${tsUs}\t`;
+  const head = `${integerText(tsUs)}\t`;
   return data.startsWith(head) || data.includes(`\n${head}`);
 }
 

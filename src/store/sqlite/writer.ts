@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { chunkHas, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
-import type { ReadingColumns } from './columns.js';
+import { toColumns, type ReadingColumns } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
 import { PendingReadings, type EntryReadings, type PendingEntry } from './pending.js';
 import { migrate } from './schema.js';
@@ -171,10 +171,8 @@ export class SqliteWriter {
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
   append(cols: ReadingColumns): AppendResult {
     const stored = new Uint8Array(cols.tsUs.length);
-    // The bytes as they arrived (postMessage delivers a plain Uint8Array), viewed as a Buffer, not copied.
-    const text = Buffer.from(cols.text.buffer, cols.text.byteOffset, cols.text.byteLength);
     // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
-    const entry = this.pending.begin(this.lastSeq + 1, { ts: cols.tsUs, counts: cols.counts, text, ends: cols.ends });
+    const entry = this.pending.begin(this.lastSeq + 1, entryReadings(cols));
     try {
       this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
     } catch (err) {
@@ -480,19 +478,11 @@ interface JournalRow {
 /** What a journal row holds, as the pending entry it was when committed. */
 function journalReadings(row: JournalRow): EntryReadings & { keys: Int32Array } {
   if (row.keys === null) {
-    // Written before v4: lines of `deviceKey<TAB>chunk line`, duplicates left out.
+    // Written before v4: lines of `deviceKey<TAB>chunk line`, duplicates left out. Formatted again
+    // as a batch would be (the device id is only carried along: keys come from the lines).
     const readings = decodeJournal(row.data as string);
-    const lines = readings.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload));
-    const ends = new Uint32Array(lines.length);
-    let end = 0;
-    lines.forEach((line, i) => (ends[i] = end += Buffer.byteLength(line)));
-    return {
-      keys: Int32Array.from(readings, (r) => r.deviceKey),
-      ts: Float64Array.from(readings, (r) => r.tsUs),
-      counts: Float64Array.from(readings, (r) => r.count ?? NaN),
-      text: Buffer.from(lines.join('')),
-      ends,
-    };
+    const cols = toColumns(readings.map((r) => ({ ...r, deviceId: String(r.deviceKey) })));
+    return { keys: Int32Array.from(readings, (r) => r.deviceKey), ...entryReadings(cols) };
   }
   const text = row.data as Buffer;
   // A copy: Int32Array needs its buffer aligned, which a Buffer from SQLite need not be.
@@ -507,6 +497,12 @@ function journalReadings(row: JournalRow): EntryReadings & { keys: Int32Array } 
     text,
     ends,
   };
+}
+
+/** A batch's readings as a pending entry holds them; the text is viewed as a Buffer (postMessage delivers a plain Uint8Array), not copied. */
+function entryReadings(cols: ReadingColumns): EntryReadings {
+  const text = Buffer.from(cols.text.buffer, cols.text.byteOffset, cols.text.byteLength);
+  return { ts: cols.tsUs, counts: cols.counts, text, ends: cols.ends };
 }
 
 /** The readings of `entries` of devices with keys above `after`, grouped by device, each group sorted by timestamp. */
