@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import type { Reading } from '../../src/domain/reading.js';
 import { chunkLine, decodeChunk, integerText } from '../../src/store/sqlite/chunk.js';
 import { toColumns } from '../../src/store/sqlite/columns.js';
 
@@ -29,5 +30,46 @@ describe('toColumns', () => {
       start = cols.ends[i]!;
     });
     expect(start).toBe(text.length);
+  });
+});
+
+describe('timestamp texts in canonical UTC form', () => {
+  const at = (text: string) => Date.parse(text) * 1000 + (text.length === 27 ? Number(text.slice(23, 26)) : 0);
+
+  test('are stored as one digit and read back exactly as they were sent', () => {
+    const texts = ['2024-01-01T00:00:00Z', '2024-01-01T00:00:00.000Z', '2024-02-29T23:59:59.999Z', '1900-01-01T00:00:00.000001Z', '2199-12-31T23:59:59.123456Z'];
+    for (const text of texts) {
+      const line = chunkLine(at(text), 7, text, null);
+      expect(line.split('\t')[2]).toBe(String(text.length === 20 ? 0 : text.length === 24 ? 3 : 6));
+      expect(decodeChunk(line)).toEqual([{ tsUs: at(text), count: 7, tsText: text, payload: null }]);
+    }
+  });
+
+  test('other forms are kept as sent', () => {
+    // lower-case t or z, an offset (even +00:00), 1, 2, 4, 5 or 9 fraction digits
+    const texts = ['2024-01-01t00:00:00Z', '2024-01-01T00:00:00z', '2024-01-01T00:00:00+00:00', '2024-01-01T01:00:00+0100', '2024-01-01T00:00:00.5Z', '2024-01-01T00:00:00.12Z', '2024-01-01T00:00:00.1234Z', '2024-01-01T00:00:00.12345Z', '2024-01-01T00:00:00.123456789Z'];
+    for (const text of texts) {
+      const line = chunkLine(1, null, text, '{}');
+      expect(line.split('\t')[2]).toBe(text);
+      expect(decodeChunk(line)[0]!.tsText).toBe(text);
+    }
+  });
+});
+
+describe('toColumns writes the bytes chunkLine writes', () => {
+  test('for random readings: negative and large instants, counts or none, texts of every form, payloads with any characters', () => {
+    const texts = [null, '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00.000001Z', '2024-01-01T02:00:00+02:00', '1969-12-31T23:59:59.5-00:30'];
+    const payloads = [null, '{}', '{"v":"é"}', '{"v":"😀","w":[1,2,3]}', '{"a":"\\u0000"}'];
+    const readings: Reading[] = Array.from({ length: 5000 }, (_, i) => ({
+      deviceId: `d${i % 7}`,
+      tsUs: i % 11 === 0 ? -Math.floor(Math.random() * 2e15) : Math.floor(Math.random() * 7.2e15),
+      count: i % 5 === 0 ? null : i % 3 === 0 ? 2 ** 31 - 1 : Math.floor(Math.random() * 1e9),
+      tsText: texts[i % texts.length]!,
+      payload: payloads[i % payloads.length]!,
+    }));
+    readings.push({ deviceId: 'e', tsUs: 0, count: 0, tsText: null, payload: null }, { deviceId: 'e', tsUs: 1e8, count: 1e8, tsText: null, payload: null });
+    const cols = toColumns(readings);
+    expect(Buffer.from(cols.text).toString('utf8')).toBe(readings.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join(''));
+    expect(cols.ends[readings.length - 1]).toBe(cols.text.byteLength);
   });
 });

@@ -5,7 +5,13 @@
  *
  * Tabs and newlines cannot occur inside the fields: timestamps are validated, and payloads are
  * JSON.stringify output, which escapes control characters. So a line splits on the first three tabs.
+ *
+ * A timestamp text in the canonical UTC form of its instant (`2024-01-01T00:00:00Z`, `.000Z` or
+ * `.000000Z`: what toISOString and most clients send) is kept as one digit, the number of fraction
+ * digits, and written out again when read: half the bytes of a typical line, on disk twice (journal
+ * and chunk). A valid timestamp text is at least 20 characters, so a one-character field is never one.
  */
+import { formatUtcDigits } from '../../domain/timestamp.js';
 
 /** One reading of a chunk: what a query returns, without the device. */
 export interface ChunkReading {
@@ -17,7 +23,22 @@ export interface ChunkReading {
 
 /** A chunk line for one reading (newline included). */
 export function chunkLine(tsUs: number, count: number | null, tsText: string | null, payload: string | null): string {
-  return `${integerText(tsUs)}\t${count ?? ''}\t${tsText ?? ''}\t${payload ?? ''}\n`;
+  const digits = tsText === null ? -1 : canonicalUtcDigits(tsText);
+  const tsField = digits < 0 ? (tsText ?? '') : String(digits);
+  return `${integerText(tsUs)}\t${count ?? ''}\t${tsField}\t${payload ?? ''}\n`;
+}
+
+/**
+ * For a validated timestamp text in canonical UTC form (`YYYY-MM-DDTHH:MM:SS`, then nothing, 3 or 6
+ * fraction digits, then `Z`), the number of fraction digits; otherwise -1. Validation already
+ * fixed every other character, so the length and four of them decide.
+ */
+export function canonicalUtcDigits(tsText: string): number {
+  const n = tsText.length;
+  if (tsText.charCodeAt(n - 1) !== 90 || tsText.charCodeAt(10) !== 84) return -1; // 'Z', 'T'
+  if (n === 20) return 0;
+  if (tsText.charCodeAt(19) !== 46) return -1; // '.'
+  return n === 24 ? 3 : n === 27 ? 6 : -1;
 }
 
 /**
@@ -39,10 +60,11 @@ function parseLine(data: string, start: number, visit: (r: ChunkReading) => void
   const c = data.indexOf('\t', b + 1);
   let end = data.indexOf('\n', c + 1);
   if (end < 0) end = data.length;
+  const tsUs = Number(data.slice(start, a));
   visit({
-    tsUs: Number(data.slice(start, a)),
+    tsUs,
     count: b === a + 1 ? null : Number(data.slice(a + 1, b)),
-    tsText: c === b + 1 ? null : data.slice(b + 1, c),
+    tsText: c === b + 1 ? null : c === b + 2 ? formatUtcDigits(tsUs, data.charCodeAt(b + 1) - 48) : data.slice(b + 1, c),
     payload: end === c + 1 ? null : data.slice(c + 1, end),
   });
   return end + 1;

@@ -1,5 +1,5 @@
 import type { Reading } from '../../domain/reading.js';
-import { chunkLine } from './chunk.js';
+import { canonicalUtcDigits } from './chunk.js';
 
 /**
  * A batch of readings as the writer thread takes it: typed arrays whose buffers are transferred to
@@ -30,8 +30,16 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
   const tsUs = new Float64Array(n);
   const counts = new Float64Array(n);
   const ends = new Uint32Array(n);
-  const lines = new Array<string>(n);
-  let chars = 0;
+  // Room for every line: a timestamp and a count take at most 17 and 11 bytes as safe integers (24 otherwise), three tabs and a
+  // newline 4; timestamp text is ASCII (validated) and a payload at most 3 bytes per UTF-16 unit.
+  let room = 0;
+  for (let i = 0; i < n; i++) {
+    const r = readings[i]!;
+    room += 52 + (r.tsText === null ? 0 : r.tsText.length) + (r.payload === null ? 0 : 3 * r.payload.length);
+  }
+  // Not from Buffer's shared pool: the buffer is transferred to the writer thread whole.
+  let text = Buffer.allocUnsafeSlow(room);
+  let pos = 0;
   for (let i = 0; i < n; i++) {
     const r = readings[i]!;
     if (i === 0 || r.deviceId !== readings[i - 1]!.deviceId) {
@@ -40,24 +48,77 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
     }
     tsUs[i] = r.tsUs;
     counts[i] = r.count ?? NaN;
-    const line = chunkLine(r.tsUs, r.count, r.tsText, r.payload);
-    lines[i] = line;
-    ends[i] = chars += line.length;
+    pos = writeLine(text, pos, r);
+    ends[i] = pos;
   }
   if (n > 0) runEnds.push(n);
-  // One flat string (join), not one built by +=: measuring the UTF-8 length of a string of 1,000
-  // concatenations cost more than all the formatting.
-  const joined = lines.join('');
-  const bytes = Buffer.byteLength(joined);
-  // Not from Buffer's shared pool: the buffer is transferred to the writer thread whole.
-  const text = Buffer.allocUnsafeSlow(bytes);
-  text.write(joined, 0, 'utf8');
-  if (bytes !== joined.length) {
-    // Some text is not ASCII, so character offsets are not byte offsets: every line ends with the
-    // only newline in it.
-    for (let i = 0, end = 0; i < n; i++) ends[i] = end = text.indexOf(10, end) + 1;
-  }
+  // Payloads rarely need their worst case: do not hold (and transfer) twice the bytes used.
+  if (pos < room / 2) text = Buffer.from(text.subarray(0, pos));
+  else text = text.subarray(0, pos);
   return { devices, runEnds: Uint32Array.from(runEnds), tsUs, counts, text, ends };
+}
+
+/**
+ * Writes a reading's chunk line (the bytes of `chunkLine`) at `pos`; returns the position after it.
+ * Byte by byte rather than through a string per line: on 1,000-reading batches formatting strings,
+ * joining and encoding them cost the parsing thread about 240 ns per reading, this about 60.
+ */
+function writeLine(out: Buffer, pos: number, r: Reading): number {
+  pos = writeInteger(out, pos, r.tsUs);
+  out[pos++] = TAB;
+  if (r.count !== null) pos = writeInteger(out, pos, r.count);
+  out[pos++] = TAB;
+  const tsText = r.tsText;
+  if (tsText !== null) {
+    const digits = canonicalUtcDigits(tsText);
+    if (digits >= 0) out[pos++] = ZERO + digits;
+    else for (let k = 0; k < tsText.length; k++) out[pos++] = tsText.charCodeAt(k);
+  }
+  out[pos++] = TAB;
+  if (r.payload !== null) pos += out.write(r.payload, pos, 'utf8');
+  out[pos++] = NEWLINE;
+  return pos;
+}
+
+const TAB = 9;
+const NEWLINE = 10;
+const ZERO = 48;
+
+/** Writes the decimal digits of a safe integer (as `String(n)` would) at `pos`; returns the position after them. */
+export function writeInteger(out: Uint8Array, pos: number, n: number): number {
+  if (!Number.isSafeInteger(n)) {
+    // Not on any validated path; written as String writes it all the same.
+    const digits = String(n);
+    for (let k = 0; k < digits.length; k++) out[pos++] = digits.charCodeAt(k);
+    return pos;
+  }
+  if (n < 0) {
+    out[pos++] = 45; // '-'
+    n = -n;
+  }
+  if (n < 1e8) return writeSmall(out, pos, n);
+  // Two halves under 10^8, each within int32 arithmetic; the low one padded to 8 digits.
+  const high = Math.floor(n / 1e8);
+  let low = n - high * 1e8;
+  pos = writeSmall(out, pos, high);
+  for (let k = pos + 7; k >= pos; k--) {
+    const q = (low / 10) | 0;
+    out[k] = ZERO + low - q * 10;
+    low = q;
+  }
+  return pos + 8;
+}
+
+/** Digits of 0 <= n < 10^8 (or any value under 2^31). */
+function writeSmall(out: Uint8Array, pos: number, n: number): number {
+  let digits = 1;
+  for (let t = n; t >= 10; t = (t / 10) | 0) digits++;
+  for (let k = pos + digits - 1; k >= pos; k--) {
+    const q = (n / 10) | 0;
+    out[k] = ZERO + n - q * 10;
+    n = q;
+  }
+  return pos + digits;
 }
 
 /** The buffers of a batch that postMessage transfers instead of copying. */

@@ -100,6 +100,12 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE journal ADD COLUMN keys BLOB;
   `,
+  // No table changes: from here chunk and journal text may hold a canonical UTC timestamp text as
+  // one digit (chunk.ts), which a Tally of an earlier version would return as the text itself.
+  // The version number makes such a Tally refuse the file instead.
+  `
+  SELECT 1;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
