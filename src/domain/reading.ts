@@ -65,6 +65,11 @@ export function checkCount(value: unknown, field: string, options: { positive: b
   return value;
 }
 
+/** Whether `checkCount` accepts `value`: the per-reading test of the hot path, with no field name built. */
+export function isCount(value: unknown, options: { positive: boolean }): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= (options.positive ? 1 : 0) && value <= LIMITS.maxCount;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

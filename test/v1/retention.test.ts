@@ -138,4 +138,20 @@ describe('retention 1d over readings stored without it', () => {
     expect(nd.statusCode).toBe(400);
     expect(JSON.parse(nd.body).rejected).toEqual([expect.objectContaining({ index: 0, field: 'ts' })]);
   });
+
+  test('Bright Counter: one reading older than the window refuses the whole request, naming it', async () => {
+    const id = '8d3f0c59-6f43-4b7e-9a51-2c1f0e6d7a10';
+    const res = await json('POST', '/api/device-readings/create', {
+      id,
+      readings: [
+        { count: 1, timestamp: utc(now - HOUR) },
+        { count: 2, timestamp: utc(now - 2 * DAY) },
+      ],
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.error_message).toContain('readings[1].timestamp');
+    expect(res.json.error_message).toContain('retention window (1d)');
+    expect((await json('GET', `/api/device-readings/${id}/cumulative-count`)).status).toBe(404);
+    expect((await json('POST', '/api/device-readings/create', { id, readings: [{ count: 1, timestamp: utc(now - HOUR) }] })).status).toBe(201);
+  });
 });

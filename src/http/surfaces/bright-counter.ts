@@ -1,8 +1,8 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
-import { checkCount, checkUuid, readingFromText } from '../../domain/reading.js';
-import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
+import { checkCount, checkUuid, isCount, type Reading } from '../../domain/reading.js';
+import { formatStrftimeZ, parseTimestamp, timestampMicros } from '../../domain/timestamp.js';
 import type { DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
 import { reply as doc } from '../docs.js';
@@ -35,8 +35,17 @@ function renderError(problem: Problem): unknown {
   return { status: 'error', error_message: problem.message, status_code: problem.status };
 }
 
+const POSITIVE = { positive: true } as const;
+
 export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
+
+  /** Throws the error that names what is wrong with reading `i`. */
+  function explain(reading: CreateBody['readings'][number], i: number): void {
+    checkCount(reading.count, `readings[${i}].count`, POSITIVE);
+    const { us } = parseTimestamp(reading.timestamp, `readings[${i}].timestamp`);
+    deps.retention?.check(us, `readings[${i}].timestamp`);
+  }
 
   async function summary(id: string): Promise<DeviceSummary> {
     const deviceId = checkUuid(id, 'id');
@@ -65,13 +74,16 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
     async (request, reply) => {
       const { id, readings } = request.body;
       const deviceId = checkUuid(id, 'id');
-      // Every reading is checked before any is queued: one bad reading stores nothing.
-      const batch = readings.map((r, i) => {
-        const count = checkCount(r.count, `readings[${i}].count`, { positive: true });
-        const reading = readingFromText(deviceId, r.timestamp, count, null, `readings[${i}].timestamp`);
-        deps.retention?.check(reading.tsUs, `readings[${i}].timestamp`);
-        return reading;
-      });
+      // Every reading is checked before any is queued: one bad reading stores nothing. The checks
+      // build no field name (a string per reading) unless one fails and `explain` names it.
+      const cutoff = deps.retention?.cutoffUs() ?? -Infinity;
+      const batch = new Array<Reading>(readings.length);
+      for (let i = 0; i < readings.length; i++) {
+        const { count, timestamp } = readings[i]!;
+        const tsUs = timestampMicros(timestamp);
+        if (!isCount(count, POSITIVE) || tsUs !== tsUs || tsUs < cutoff) explain(readings[i]!, i);
+        batch[i] = { deviceId, tsUs, tsText: timestamp, count, payload: null };
+      }
       await deps.batcher.submit(batch);
       return reply.code(201).send(OK);
     },
