@@ -72,6 +72,33 @@ function daysFromCivil(year: number, month: number, day: number): number {
 let wellFormedOffset = 0;
 
 /**
+ * The date and hour (`YYYY-MM-DDTHH`, 13 characters) of the last timestamp whose head was parsed,
+ * and its seconds since the epoch read as UTC: readings arrive in runs within one hour, and
+ * `startsWith` compares the 13 characters faster than they are parsed and checked.
+ */
+let cachedHead = '\0'; // no timestamp starts with NUL
+let cachedHeadSeconds = 0;
+
+/** Seconds since the epoch, read as UTC, of a valid `YYYY-MM-DDTHH` at the start of `s`, or NaN. */
+function headSeconds(s: string): number {
+  const y1 = twoDigits(s, 0);
+  const y2 = twoDigits(s, 2);
+  const month = twoDigits(s, 5);
+  const day = twoDigits(s, 8);
+  const hour = twoDigits(s, 11);
+  const t = s.charCodeAt(10);
+  if (
+    y1 < 0 || y2 < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 ||
+    s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || (t !== 84 && t !== 116)
+  ) {
+    return NaN;
+  }
+  const year = y1 * 100 + y2;
+  if (year < MIN_YEAR || year > MAX_YEAR || day > daysInMonth(year, month)) return NaN;
+  return daysFromCivil(year, month, day) * 86_400 + hour * 3600;
+}
+
+/**
  * The hot path: reads a valid timestamp with character arithmetic, no regex and no Date, and
  * leaves its offset in `wellFormedOffset`. Returns NaN for anything it does not accept, and
  * `parseOrExplain` then finds and names the fault, so the two accept exactly the same strings.
@@ -79,23 +106,18 @@ let wellFormedOffset = 0;
 function wellFormedMicros(s: string): number {
   const n = s.length;
   if (n < 20 || n > 35) return NaN;
-  const y1 = twoDigits(s, 0);
-  const y2 = twoDigits(s, 2);
-  const month = twoDigits(s, 5);
-  const day = twoDigits(s, 8);
-  const hour = twoDigits(s, 11);
+  let head: number;
+  if (s.startsWith(cachedHead)) {
+    head = cachedHeadSeconds;
+  } else {
+    head = headSeconds(s);
+    if (head !== head) return NaN;
+    cachedHead = s.slice(0, 13);
+    cachedHeadSeconds = head;
+  }
   const minute = twoDigits(s, 14);
   const second = twoDigits(s, 17);
-  const t = s.charCodeAt(10);
-  if (
-    y1 < 0 || y2 < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
-    second < 0 || second > 59 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || (t !== 84 && t !== 116) ||
-    s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58
-  ) {
-    return NaN;
-  }
-  const year = y1 * 100 + y2;
-  if (year < MIN_YEAR || year > MAX_YEAR || day > daysInMonth(year, month)) return NaN;
+  if (minute < 0 || minute > 59 || second < 0 || second > 59 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return NaN;
   let i = 19;
   let micros = 0;
   if (s.charCodeAt(i) === 46) {
@@ -121,9 +143,8 @@ function wellFormedMicros(s: string): number {
   } else {
     return NaN;
   }
-  const epochSeconds = daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60;
   wellFormedOffset = offsetMinutes;
-  return epochSeconds * 1_000_000 + micros;
+  return (head + minute * 60 + second - offsetMinutes * 60) * 1_000_000 + micros;
 }
 
 /** The strict parser that explains every fault; `parseWellFormed` defers to it for anything odd. */

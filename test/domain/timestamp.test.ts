@@ -361,3 +361,43 @@ describe('parseTimestamp accepts exactly what an independent RFC 3339 reference 
     }
   });
 });
+
+describe('parseTimestamp agrees with a plain reference parser on valid and corrupted texts in any order', () => {
+  // The reference: the RFC 3339 grammar as a regex, field ranges, Date.UTC. Independent of the
+  // parser's fast path (and of what it remembers of the previous text).
+  const GRAMMAR = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):?(\d{2}))$/;
+  function reference(s: string): number | undefined {
+    const m = GRAMMAR.exec(s);
+    if (m === null) return undefined;
+    const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+    if (year < 1900 || year > 2200 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return undefined;
+    if (day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+    let offset = 0;
+    if (m[8] !== undefined) {
+      if (+m[9]! > 23 || +m[10]! > 59) return undefined;
+      offset = (m[8] === '-' ? -1 : 1) * (+m[9]! * 60 + +m[10]!);
+    }
+    const micros = m[7] === undefined ? 0 : Number(m[7].padEnd(6, '0').slice(0, 6));
+    return (Date.UTC(year, month - 1, day, hour, minute, second) / 1000 - offset * 60) * 1_000_000 + micros;
+  }
+
+  test('20,000 texts: runs within one hour, hour and day changes, and one-character corruptions', () => {
+    let seed = 42;
+    const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n);
+    const zones = ['Z', 'z', '+00:00', '-05:30', '+0100', '+23:59', '-0000'];
+    const corruptions = '0123456789:-+.TtZz x';
+    let instant = Date.UTC(1999, 11, 31, 22, 59, 0);
+    for (let i = 0; i < 20_000; i++) {
+      instant += random(10) === 0 ? random(3 * 86_400_000) : random(5000);
+      const fraction = ['', '.1', '.123', '.123456', '.123456789'][random(5)]!;
+      let text = `${new Date(instant).toISOString().slice(0, 19)}${fraction}${zones[random(zones.length)]}`;
+      if (random(3) === 0) {
+        const at = random(text.length);
+        text = text.slice(0, at) + corruptions[random(corruptions.length)] + text.slice(at + 1);
+      }
+      const expected = reference(text);
+      if (expected === undefined) expect(() => parseTimestamp(text, 'ts'), text).toThrow(ValidationError);
+      else expect(parseTimestamp(text, 'ts').us, text).toBe(expected);
+    }
+  });
+});
