@@ -73,3 +73,12 @@ describe('toColumns writes the bytes chunkLine writes', () => {
     expect(cols.ends[readings.length - 1]).toBe(cols.text.byteLength);
   });
 });
+
+describe('corrupt chunk text', () => {
+  test('is refused with an error, never read in a loop', () => {
+    for (const text of ['1\t2\n', 'no tabs at all', '1\t2\t3', '\n\n', `${chunkLine(5, 1, null, null)}garbage\n`]) {
+      expect(() => decodeChunk(text), JSON.stringify(text)).toThrow(/corrupt chunk text/);
+    }
+    expect(decodeChunk(chunkLine(5, 1, null, null) + chunkLine(6, null, null, '{}'))).toHaveLength(2);
+  });
+});

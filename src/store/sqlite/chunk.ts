@@ -53,13 +53,17 @@ export function integerText(n: number): string {
   return `${high}${String(n - high * 1e8 + 1e8).slice(1)}`;
 }
 
-/** Parses the fields of the line that starts at `start`; returns the index after its newline. */
+/**
+ * Parses the fields of the line that starts at `start`; returns the index after its newline.
+ * Throws on a line without its three tabs (only a bug could write one) rather than read past it.
+ */
 function parseLine(data: string, start: number, visit: (r: ChunkReading) => void): number {
+  let end = data.indexOf('\n', start);
+  if (end < 0) end = data.length;
   const a = data.indexOf('\t', start);
   const b = data.indexOf('\t', a + 1);
   const c = data.indexOf('\t', b + 1);
-  let end = data.indexOf('\n', c + 1);
-  if (end < 0) end = data.length;
+  if (a < 0 || b < 0 || c < 0 || c >= end) throw new Error(`corrupt chunk text: no reading at offset ${start}`);
   const tsUs = Number(data.slice(start, a));
   visit({
     tsUs,
