@@ -93,11 +93,14 @@ function post(url: string, deviceId: string, readings: Reading[]): Promise<Respo
   });
 }
 
-/** Posts requests of 1-5 readings with increasing timestamps until `stopped()`. */
+/**
+ * Posts requests of 1-5 readings with increasing timestamps until `stopped()`, and every tenth one
+ * of 300 (a run long enough to be written straight into chunks, not through the journal).
+ */
 async function write(url: string, writer: Writer, stopped: () => boolean): Promise<void> {
   let second = 0;
   for (let n = 0; !stopped(); n++) {
-    const size = n % 3 === 0 ? 2 + (n % 4) : 1;
+    const size = n % 10 === 9 ? 300 : n % 3 === 0 ? 2 + (n % 4) : 1;
     const readings = Array.from({ length: size }, () => ({
       count: 1 + Math.floor(Math.random() * 9),
       timestamp: new Date(BASE_MS + second++ * 1_000).toISOString(),

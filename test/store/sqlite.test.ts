@@ -12,13 +12,13 @@ import type { DeviceListQuery } from '../../src/store/types.js';
 import { tempDir } from '../helpers.js';
 import { runStoreContract, type OpenedStore } from './contract.js';
 
-function openFile(file: string, compactRows = 50_000): Promise<SqliteStore> {
-  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, compactRows });
+function openFile(file: string, compactRows = 50_000, directRunReadings?: number): Promise<SqliteStore> {
+  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, compactRows, directRunReadings });
 }
 
-async function openTemp(compactRows?: number): Promise<OpenedStore> {
+async function openTemp(compactRows?: number, directRunReadings?: number): Promise<OpenedStore> {
   const { dir, cleanup } = tempDir('tally-store-');
-  const store = await openFile(join(dir, 'tally.db'), compactRows);
+  const store = await openFile(join(dir, 'tally.db'), compactRows, directRunReadings);
   return {
     store,
     cleanup: async () => {
@@ -34,6 +34,10 @@ async function openTemp(compactRows?: number): Promise<OpenedStore> {
 runStoreContract('sqlite (compacted when read)', () => openTemp(Number.MAX_SAFE_INTEGER));
 runStoreContract('sqlite (compacted after every batch)', () => openTemp(1));
 runStoreContract('sqlite (compacted every 3 readings)', () => openTemp(3));
+// And when every in-order run of a device, however short, goes straight into chunks at commit,
+// alongside readings that wait in the journal.
+runStoreContract('sqlite (in-order runs written directly)', () => openTemp(Number.MAX_SAFE_INTEGER, 1));
+runStoreContract('sqlite (runs of 2+ written directly, compacted every 3)', () => openTemp(3, 2));
 
 const BASE = Date.UTC(2024, 0, 1) * 1000;
 const SECOND = 1_000_000;
@@ -142,6 +146,35 @@ describe('SqliteStore specifics', () => {
         expect(after.prepare('SELECT sum(n) FROM chunks').pluck().get()).toBe(5);
       } finally {
         after.close();
+      }
+    });
+  });
+
+  test('a long in-order run goes straight into chunks at commit: nothing of it in the journal, nothing doubled on reopen', async () => {
+    await withFile(async (file) => {
+      const writer = new SqliteWriter({ file, synchronous: 'FULL', cacheMiB: 8, compactRows: Number.MAX_SAFE_INTEGER, directRunReadings: 3 });
+      const run = (from: number) => [0, 1, 2, 3].map((k) => reading('d', from + k, 1 + k));
+      // d's run of 4 is direct; e's single reading and d's out-of-order run wait in the journal.
+      expect(Array.from(writer.append(toColumns([...run(10), reading('e', 1, 7)])).stored)).toEqual([1, 1, 1, 1, 1]);
+      expect(Array.from(writer.append(toColumns([reading('d', 5, 100), reading('d', 4, 100), reading('d', 3, 100)])).stored)).toEqual([1, 1, 1]);
+      // Resent, the direct run is all duplicates; after e's reading, a newer run of d goes direct again.
+      expect(Array.from(writer.append(toColumns([...run(10), reading('e', 2, 1), ...run(20)])).stored)).toEqual([0, 0, 0, 0, 1, 1, 1, 1, 1]);
+      writer.close({ compact: false });
+      const raw = new Database(file, { readonly: true });
+      expect(raw.prepare('SELECT count(*) FROM journal').pluck().get()).toBe(3);
+      expect(raw.prepare("SELECT sum(n) FROM chunks JOIN devices ON key = device_key WHERE device_id = 'd'").pluck().get()).toBe(8);
+      raw.close();
+
+      const store = await openFile(file);
+      try {
+        expect(await store.getDevice('d')).toMatchObject({ readingCount: 11, cumulativeCount: 2 * 10 + 300, latestTsUs: BASE + 23 * SECOND });
+        expect(await store.getDevice('e')).toMatchObject({ readingCount: 2, cumulativeCount: 8 });
+        expect((await store.deviceReadings('d', { order: 'asc' })).map((r) => r.tsUs)).toEqual(
+          [3, 4, 5, 10, 11, 12, 13, 20, 21, 22, 23].map((s) => BASE + s * SECOND),
+        );
+        expect(Array.from(await store.appendBatch([...run(20), reading('d', 4, 1)]))).toEqual([0, 0, 0, 0, 0]);
+      } finally {
+        await store.close();
       }
     });
   });

@@ -14,4 +14,16 @@ export interface SqliteStoreConfig {
    * least one compaction step moves. Larger steps make fuller chunks but pause ingest longer.
    */
   readonly compactRows: number;
+  /**
+   * A batch's run of at least this many readings of one device, in time order and newer than all
+   * the device has, is written straight into its chunks in the commit, not through the journal
+   * (default `DIRECT_RUN_READINGS`). Tests set it low to take that path often.
+   */
+  readonly directRunReadings?: number;
 }
+
+/**
+ * Readings in one device's run below which the journal is cheaper: a direct write costs a chunk
+ * row and a summary row in the commit, shared by the run's readings.
+ */
+export const DIRECT_RUN_READINGS = 256;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chunkHas, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
 import { toColumns, type ReadingColumns } from './columns.js';
-import type { SqliteStoreConfig } from './config.js';
+import { DIRECT_RUN_READINGS, type SqliteStoreConfig } from './config.js';
 import { PendingReadings, type EntryReadings, type PendingEntry } from './pending.js';
 import { migrate } from './schema.js';
 
@@ -81,7 +81,8 @@ export interface AppendResult {
  * transaction, committed (and, with synchronous=FULL, fsynced) before it returns.
  *
  * A commit writes the batch's new readings as one `journal` row: one B-tree append however many
- * devices it spans. `compactStep` later moves journal entries into per-device `chunks` and updates
+ * devices it spans. A long run of one device's readings in time order (a device sending its own
+ * batch) goes straight into that device's chunks instead, written once rather than twice. `compactStep` later moves journal entries into per-device `chunks` and updates
  * the device summaries, in one transaction per slice of a round. Until then the readings are also
  * held in memory (`PendingReadings`) for deduplication; after a crash the journal is replayed on
  * open.
@@ -110,8 +111,10 @@ export class SqliteWriter {
   private readonly updateSummary: Database.Statement<unknown[]>;
   private readonly saveProgress: Database.Statement<[number, number]>;
   private readonly clearProgress: Database.Statement<[]>;
+  private readonly directRunReadings: number;
 
   constructor(private readonly config: SqliteStoreConfig) {
+    this.directRunReadings = config.directRunReadings ?? DIRECT_RUN_READINGS;
     this.lock = holdWriterLock(config.file);
     this.db = new Database(config.file);
     // Takes effect on a new file only: 16 KiB pages suit journal rows of whole batches and chunk
@@ -195,13 +198,45 @@ export class SqliteWriter {
     let i = 0;
     for (let run = 0; run < devices.length; run++) {
       const device = this.device(devices[run]!);
-      for (const end = runEnds[run]!; i < end; i++) {
+      const end = runEnds[run]!;
+      if (end - i >= this.directRunReadings && this.inOrderAndNew(device, tsUs, i, end)) {
+        this.writeDirect(device, entry, i, end);
+        stored.fill(1, i, end);
+        i = end;
+        continue;
+      }
+      for (; i < end; i++) {
         if (!this.isNew(device, tsUs[i]!)) continue;
         this.pending.add(entry, i, device.key);
         stored[i] = 1;
       }
     }
     if (entry.stored > 0) this.insertJournal.run(entry.seq, entry.text, Buffer.from(entry.keys.buffer, entry.keys.byteOffset, entry.keys.byteLength));
+  }
+
+  /** Whether readings `start` to `end` come in increasing time order, all newer than anything the device has. */
+  private inOrderAndNew(device: DeviceState, tsUs: Float64Array, start: number, end: number): boolean {
+    let previous = Math.max(device.latestTs ?? -Infinity, this.pending.maxTs(device.key));
+    for (let i = start; i < end; i++) {
+      if (!(tsUs[i]! > previous)) return false;
+      previous = tsUs[i]!;
+    }
+    return true;
+  }
+
+  /**
+   * The direct path: a long in-order run of one device goes into its chunks and summary in this
+   * commit, its lines copied once, instead of into the journal now and into chunks at compaction.
+   * Nothing of it is pending, so it is neither journaled nor replayed.
+   */
+  private writeDirect(device: DeviceState, entry: PendingEntry, start: number, end: number): void {
+    const base = start === 0 ? 0 : entry.ends[start - 1]!;
+    const ts = Array.from(entry.ts.subarray(start, end));
+    const ends = Array.from(entry.ends.subarray(start, end), (e) => e - base);
+    let countSum = 0;
+    for (let i = start; i < end; i++) if (entry.counts[i] === entry.counts[i]) countSum += entry.counts[i]!; // NaN: no count
+    this.writeChunks(device.key, ts, entry.text.subarray(base, entry.ends[end - 1]!), ends, countSum);
+    device.latestTs = ts[ts.length - 1]!;
   }
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
@@ -297,8 +332,6 @@ export class SqliteWriter {
   private compactDevice(key: number, run: DeviceRun, entries: readonly PendingEntry[]): void {
     const { ts, at } = run;
     const n = ts.length;
-    const first = ts[0]!;
-    const last = ts[n - 1]!;
     // The device's chunk lines, copied out of the entries' texts into one buffer, in timestamp order.
     const text = Buffer.allocUnsafe(run.bytes);
     const ends = new Array<number>(n);
@@ -307,6 +340,17 @@ export class SqliteWriter {
       pos += entries[at[3 * r]!]!.text.copy(text, pos, at[3 * r + 1]!, at[3 * r + 2]!);
       ends[r] = pos;
     }
+    this.writeChunks(key, ts, text, ends, run.countSum);
+  }
+
+  /**
+   * Files a device's readings (`ts` ascending, their lines in `text`, `ends` the byte offset after
+   * each) in its chunks, and adds them to its summary.
+   */
+  private writeChunks(key: number, ts: readonly number[], text: Buffer, ends: readonly number[], countSum: number): void {
+    const n = ts.length;
+    const first = ts[0]!;
+    const last = ts[n - 1]!;
     const open = this.openChunk(key);
     const appendable = open !== null && first > open.lastTs && open.bytes + text.length <= APPEND_CHUNK_BYTES;
     if (appendable && this.appendChunk.run(text, n, last, open.id).changes === 1) {
@@ -328,7 +372,7 @@ export class SqliteWriter {
     }
     // Its newest reading: the device's latest state if nothing stored is newer.
     const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
-    this.updateSummary.run(n, run.countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
+    this.updateSummary.run(n, countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
   }
 
   /** The device's open chunk, looked up once and then tracked. */
