@@ -231,12 +231,12 @@ export class SqliteWriter {
    */
   private writeDirect(device: DeviceState, entry: PendingEntry, start: number, end: number): void {
     const base = start === 0 ? 0 : entry.ends[start - 1]!;
-    const ts = Array.from(entry.ts.subarray(start, end));
-    const ends = Array.from(entry.ends.subarray(start, end), (e) => e - base);
+    const ends = entry.ends.slice(start, end);
+    for (let k = 0; k < ends.length; k++) ends[k] = ends[k]! - base;
     let countSum = 0;
     for (let i = start; i < end; i++) if (entry.counts[i] === entry.counts[i]) countSum += entry.counts[i]!; // NaN: no count
-    this.writeChunks(device.key, ts, entry.text.subarray(base, entry.ends[end - 1]!), ends, countSum);
-    device.latestTs = ts[ts.length - 1]!;
+    this.writeChunks(device.key, entry.ts.subarray(start, end), entry.text.subarray(base, entry.ends[end - 1]!), ends, countSum);
+    device.latestTs = entry.ts[end - 1]!;
   }
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
@@ -347,7 +347,7 @@ export class SqliteWriter {
    * Files a device's readings (`ts` ascending, their lines in `text`, `ends` the byte offset after
    * each) in its chunks, and adds them to its summary.
    */
-  private writeChunks(key: number, ts: readonly number[], text: Buffer, ends: readonly number[], countSum: number): void {
+  private writeChunks(key: number, ts: ArrayLike<number>, text: Buffer, ends: ArrayLike<number>, countSum: number): void {
     const n = ts.length;
     const first = ts[0]!;
     const last = ts[n - 1]!;
