@@ -4,7 +4,11 @@
  * NDJSON bodies of 1,000 devices on /v1, with a check after each Tally run that it stored exactly
  * what it acknowledged; then GET /v1/devices paging through 100,000 devices.
  *
- *   npm run bench -- [--duration 10] [--warmup 2] [--quick] [--scenarios single,batch,ndjson,devices]
+ * Each scenario measures the two servers in alternation, `--pairs` times (bare, Tally, bare, ...),
+ * and reports the ratio of each pair and their median: on a shared machine the ceiling moves from
+ * minute to minute, and a ratio is only as good as the two figures being taken close together.
+ *
+ *   npm run bench -- [--duration 10] [--warmup 2] [--pairs 3] [--quick] [--scenarios single,batch,ndjson,devices]
  *                    [--single-connections 100] [--batch-connections 10] [--ndjson-connections 4]
  *                    [--devices-connections 8] [--device-count 100000] [--passes 3] [--cpu-prof DIR]
  */
@@ -43,6 +47,7 @@ const { values: flags } = parseArgs({
     'devices-connections': { type: 'string', default: '8' },
     'device-count': { type: 'string', default: '100000' },
     passes: { type: 'string' },
+    pairs: { type: 'string' },
     scenarios: { type: 'string', default: 'single,batch,ndjson,devices' },
     'cpu-prof': { type: 'string' },
   },
@@ -60,6 +65,7 @@ const ndjsonConnections = positive('ndjson-connections', flags['ndjson-connectio
 const devicesConnections = positive('devices-connections', flags['devices-connections']);
 const deviceCount = positive('device-count', flags['device-count']);
 const passes = positive('passes', flags.passes ?? (flags.quick ? 1 : 3));
+const pairCount = positive('pairs', flags.pairs ?? (flags.quick ? 1 : 3));
 const SCENARIOS = ['single', 'batch', 'ndjson', 'devices'] as const;
 const scenarios = new Set(flags.scenarios.split(',').map((s) => s.trim()));
 for (const name of scenarios) {
@@ -185,24 +191,37 @@ async function checkCounts(url: string, tracker: AckTracker): Promise<CountCheck
   };
 }
 
-/** One scenario: the bare ceiling, then Tally on a fresh data dir. Returns [tally, bare] figures. */
-async function scenario(workload: Workload, connections: number): Promise<{ runs: [RunFigures, RunFigures]; check: CountCheck }> {
-  console.log(`\n${workload.name}: ${workload.readingsPerRequest} reading(s)/request, ${connections} connections, ${durationS} s (+${warmupS} s warm-up)`);
-
+/**
+ * One scenario: the bare ceiling and Tally (on a fresh data dir) measured in turn, `pairCount`
+ * times each; Tally's workload carries on from pass to pass, and its count check covers them all.
+ * Returns the [tally, bare] figures of each pair.
+ */
+async function scenario(workload: Workload, connections: number): Promise<{ pairs: Array<[RunFigures, RunFigures]>; check: CountCheck }> {
+  console.log(
+    `\n${workload.name}: ${workload.readingsPerRequest} reading(s)/request, ${connections} connections, ` +
+      `${pairCount} pair(s) of ${durationS} s runs (+${warmupS} s warm-up each), bare then Tally`,
+  );
   const bare = await startBare();
-  const bareRun = await drive(bare, new AckTracker(workload), connections);
-  const bareFigures = figures('bare', workload.name, workload.readingsPerRequest, bareRun, bare.peakRss());
-  await bare.stop();
-
-  return withTally(async (tally) => {
-    const tracker = new AckTracker(workload);
-    const tallyRun = await drive(tally, tracker, connections);
-    const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, tally.peakRss());
-    printFigures([tallyFigures, bareFigures]);
-    const check = await checkCounts(tally.url, tracker);
-    printCheck(check);
-    return { runs: [tallyFigures, bareFigures] as [RunFigures, RunFigures], check };
-  });
+  try {
+    return await withTally(async (tally) => {
+      const tracker = new AckTracker(workload);
+      const bareTracker = new AckTracker(workload);
+      const pairs: Array<[RunFigures, RunFigures]> = [];
+      for (let p = 0; p < pairCount; p++) {
+        const bareRun = await drive(bare, bareTracker, connections);
+        const bareFigures = figures('bare', workload.name, workload.readingsPerRequest, bareRun, bare.peakRss());
+        const tallyRun = await drive(tally, tracker, connections);
+        const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, tally.peakRss());
+        printFigures([tallyFigures, bareFigures]);
+        pairs.push([tallyFigures, bareFigures]);
+      }
+      const check = await checkCounts(tally.url, tracker);
+      printCheck(check);
+      return { pairs, check };
+    });
+  } finally {
+    await bare.stop();
+  }
 }
 
 /** Runs `fn` against Tally on a fresh data dir, then stops it and removes the dir. */
@@ -243,7 +262,7 @@ async function main(): Promise<void> {
   // Enough distinct bodies for the fastest plausible rate of each, built before any timing (one
   // workload at a time, so only one set of bodies is held).
   const devices = makeDevices(DEVICES);
-  const seconds = durationS + warmupS;
+  const seconds = (durationS + warmupS) * pairCount;
   const run = (name: string, make: () => Workload, connections: number) =>
     scenarios.has(name) ? scenario(make(), connections) : Promise.resolve(undefined);
   const singleRun = await run('single', () => makeWorkload('single', devices, 1, seconds * 60_000), singleConnections);
@@ -252,9 +271,9 @@ async function main(): Promise<void> {
   const devicesRun = scenarios.has('devices') ? await deviceListings() : undefined;
 
   const done = [singleRun, batchRun, ndjsonRun].filter((r) => r !== undefined);
-  const runs = done.flatMap((r) => r.runs);
+  const runs = done.flatMap((r) => r.pairs.flat());
   const checks = done.map((r) => r.check);
-  const goals = targets(singleRun?.runs, batchRun?.runs);
+  const goals = targets(singleRun?.pairs, batchRun?.pairs);
   console.log('\nsummary');
   if (runs.length > 0) printFigures(runs);
   for (const check of checks) printCheck(check);
@@ -276,6 +295,7 @@ async function main(): Promise<void> {
     ndjsonReadings: DEVICES * NDJSON_PER_DEVICE,
     deviceCount,
     passes,
+    pairs: pairCount,
   };
   const report = { date: new Date().toISOString(), machine: host, source, tallyEnv, options, runs, checks, devices: devicesRun ?? null, targets: goals };
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
