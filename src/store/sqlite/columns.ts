@@ -30,8 +30,9 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
   const tsUs = new Float64Array(n);
   const counts = new Float64Array(n);
   const ends = new Uint32Array(n);
-  // Room for every line: a timestamp and a count take at most 17 and 11 bytes as safe integers (24 otherwise), three tabs and a
-  // newline 4; timestamp text is ASCII (validated) and a payload at most 3 bytes per UTF-16 unit.
+  // Room for every line: a timestamp and a count take at most 24 bytes each (17 and 11 as the safe
+  // integers they are), three tabs and a newline 4; timestamp text is ASCII (validated), and a
+  // payload at most 3 bytes per UTF-16 unit.
   let room = 0;
   for (let i = 0; i < n; i++) {
     const r = readings[i]!;
@@ -60,8 +61,8 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
 
 /**
  * Writes a reading's chunk line (the bytes of `chunkLine`) at `pos`; returns the position after it.
- * Byte by byte rather than through a string per line: on 1,000-reading batches formatting strings,
- * joining and encoding them cost the parsing thread about 240 ns per reading, this about 60.
+ * Byte by byte rather than through a string per line: in a one-off timing of a 1,000-reading batch,
+ * `toColumns` took 241 ns per reading formatting, joining and encoding strings, and 105 this way.
  */
 function writeLine(out: Buffer, pos: number, r: Reading): number {
   pos = writeInteger(out, pos, r.tsUs);

@@ -15,7 +15,7 @@ interface OpenChunk {
 /** What the writer remembers of a device between batches. */
 interface DeviceState {
   readonly key: number;
-  /** Greatest timestamp compacted for the device (null before its first). */
+  /** Greatest timestamp in the device's chunks, compacted or written directly (null before its first). */
   latestTs: number | null;
   /** Its newest chunk (null: none; undefined: not looked up yet). */
   open: OpenChunk | null | undefined;
@@ -81,9 +81,10 @@ export interface AppendResult {
  * transaction, committed (and, with synchronous=FULL, fsynced) before it returns.
  *
  * A commit writes the batch's new readings as one `journal` row: one B-tree append however many
- * devices it spans. A long run of one device's readings in time order (a device sending its own
- * batch) goes straight into that device's chunks instead, written once rather than twice. `compactStep` later moves journal entries into per-device `chunks` and updates
- * the device summaries, in one transaction per slice of a round. Until then the readings are also
+ * devices it spans. `compactStep` later moves journal entries into per-device `chunks` and updates
+ * the device summaries, in one transaction per slice of a round. A long run of one device's
+ * readings in time order (a device sending its own batch) skips the journal: the commit writes it
+ * straight into the device's chunks and summary, once rather than twice. Until then the readings are also
  * held in memory (`PendingReadings`) for deduplication; after a crash the journal is replayed on
  * open.
  *
@@ -214,9 +215,14 @@ export class SqliteWriter {
     if (entry.stored > 0) this.insertJournal.run(entry.seq, entry.text, Buffer.from(entry.keys.buffer, entry.keys.byteOffset, entry.keys.byteLength));
   }
 
+  /** At least the device's newest timestamp, in chunks or pending: anything later is new. */
+  private newestBound(device: DeviceState): number {
+    return Math.max(device.latestTs ?? -Infinity, this.pending.maxTs(device.key));
+  }
+
   /** Whether readings `start` to `end` come in increasing time order, all newer than anything the device has. */
   private inOrderAndNew(device: DeviceState, tsUs: Float64Array, start: number, end: number): boolean {
-    let previous = Math.max(device.latestTs ?? -Infinity, this.pending.maxTs(device.key));
+    let previous = this.newestBound(device);
     for (let i = start; i < end; i++) {
       if (!(tsUs[i]! > previous)) return false;
       previous = tsUs[i]!;
@@ -241,8 +247,7 @@ export class SqliteWriter {
 
   /** Whether the device has no reading at `tsUs` yet (stored, pending, or earlier in this batch). */
   private isNew(device: DeviceState, tsUs: number): boolean {
-    const latest = Math.max(device.latestTs ?? -Infinity, this.pending.maxTs(device.key));
-    if (tsUs > latest) return true;
+    if (tsUs > this.newestBound(device)) return true;
     if (this.pending.has(device.key, tsUs)) return false;
     for (const data of this.chunksCovering.iterate(device.key, tsUs, tsUs)) if (chunkHas(data, tsUs)) return false;
     return true;
