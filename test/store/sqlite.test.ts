@@ -179,6 +179,25 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a resent batch is checked against large chunks through their instants: duplicates refused, new instants between them stored', async () => {
+    await withFile(async (file) => {
+      const store = await openFile(file);
+      try {
+        const batch = Array.from({ length: 600 }, (_, k) => reading('big', 2 * k, 1));
+        expect(Array.from(await store.appendBatch(batch)).every((f) => f === 1)).toBe(true);
+        // Resent whole (every lookup in the same chunks), with new odd seconds between them.
+        const again = [...batch.slice(0, 300), ...Array.from({ length: 50 }, (_, k) => reading('big', 2 * k + 1, 10)), ...batch.slice(300)];
+        const flags = Array.from(await store.appendBatch(again));
+        expect(flags.slice(0, 300).every((f) => f === 0)).toBe(true);
+        expect(flags.slice(300, 350).every((f) => f === 1)).toBe(true);
+        expect(flags.slice(350).every((f) => f === 0)).toBe(true);
+        expect(await store.getDevice('big')).toMatchObject({ readingCount: 650, cumulativeCount: 600 + 500 });
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   test('a schema v3 file with readings in its journal (text rows) upgrades and replays them once', async () => {
     await withFile(async (file) => {
       const old = new Database(file);

@@ -103,6 +103,17 @@ export function chunkHas(data: string, tsUs: number): boolean {
   return data.startsWith(head) || data.includes(`\n${head}`);
 }
 
+/** The timestamps of a chunk's readings, in its order, nothing else decoded. */
+export function chunkInstants(data: string): number[] {
+  const out: number[] = [];
+  for (let start = 0; start < data.length; ) {
+    out.push(Number(data.slice(start, data.indexOf('\t', start))));
+    const end = data.indexOf('\n', start);
+    start = end < 0 ? data.length : end + 1;
+  }
+  return out;
+}
+
 /** One reading of a journal entry, with its device key. */
 export interface JournalReading extends ChunkReading {
   readonly deviceKey: number;

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chunkHas, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
+import { chunkHas, chunkInstants, chunkLine, decodeChunk, decodeJournal } from './chunk.js';
 import { toColumns, type ReadingColumns } from './columns.js';
 import { DIRECT_RUN_READINGS, type SqliteStoreConfig } from './config.js';
 import { PendingReadings, type EntryReadings, type PendingEntry } from './pending.js';
@@ -57,6 +57,15 @@ interface Round {
 const SLICE_DEVICES = 250;
 const SLICE_READINGS = 6_000;
 
+/**
+ * Chunks of at least this many readings are checked for duplicates through a set of their instants
+ * built once per append; smaller ones by a substring search of their text, which costs less than
+ * a set when a chunk is looked up once or twice. (Alternating timings of the writer alone with an
+ * uncommitted script: 100,000 readings resent as 100 batches of one device took 1.5-2.0 s before,
+ * 0.5-0.7 s after; resent as 10 batches across 1,000 devices, within the noise of before.)
+ */
+const SET_LOOKUP_READINGS = 256;
+
 /** Device cache bound: beyond it the cache starts over (it is only a shortcut). */
 const DEVICE_CACHE_LIMIT = 200_000;
 /**
@@ -103,7 +112,10 @@ export class SqliteWriter {
   private round: Round | undefined;
   private readonly selectDevice: Database.Statement<[string], { key: number; latest_ts_us: number | null }>;
   private readonly insertDevice: Database.Statement<[string]>;
-  private readonly chunksCovering: Database.Statement<[number, number, number], string>;
+  private readonly chunksCovering: Database.Statement<[number, number, number], string | number>;
+  private readonly chunkData: Database.Statement<[number], string>;
+  /** Instants of the large chunks this append's duplicate checks have read; emptied before each append and whenever chunks are written. */
+  private readonly chunkInstantsRead = new Map<number, Set<number>>();
   private readonly insertJournal: Database.Statement<[number, Buffer, Buffer]>;
   private readonly clearJournal: Database.Statement<[number]>;
   private readonly newestChunk: Database.Statement<[number], { id: number; last_ts_us: number; bytes: number }>;
@@ -128,9 +140,13 @@ export class SqliteWriter {
     migrate(this.db);
     this.selectDevice = this.db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
+    // The text of a large chunk is left unread here (its overflow pages) and read at most once per
+    // append, into a set of its instants: a resent batch looks up every reading in the same chunks.
+    // One column (plucked rows cost less than row objects): the text of a small chunk, the id of a large one.
     this.chunksCovering = this.db
-      .prepare('SELECT data FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?')
-      .pluck() as Database.Statement<[number, number, number], string>;
+      .prepare(`SELECT CASE WHEN n < ${SET_LOOKUP_READINGS} THEN data ELSE id END FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?`)
+      .pluck() as Database.Statement<[number, number, number], string | number>;
+    this.chunkData = this.db.prepare('SELECT data FROM chunks WHERE id = ?').pluck() as Database.Statement<[number], string>;
     this.insertJournal = this.db.prepare('INSERT INTO journal (seq, data, keys) VALUES (?, ?, ?)');
     this.clearJournal = this.db.prepare('DELETE FROM journal WHERE seq <= ?');
     this.newestChunk = this.db.prepare(
@@ -174,6 +190,7 @@ export class SqliteWriter {
 
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
   append(cols: ReadingColumns): AppendResult {
+    this.chunkInstantsRead.clear();
     const stored = new Uint8Array(cols.tsUs.length);
     // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
     const entry = this.pending.begin(this.lastSeq + 1, entryReadings(cols));
@@ -249,8 +266,19 @@ export class SqliteWriter {
   private isNew(device: DeviceState, tsUs: number): boolean {
     if (tsUs > this.newestBound(device)) return true;
     if (this.pending.has(device.key, tsUs)) return false;
-    for (const data of this.chunksCovering.iterate(device.key, tsUs, tsUs)) if (chunkHas(data, tsUs)) return false;
+    for (const chunk of this.chunksCovering.iterate(device.key, tsUs, tsUs)) {
+      if (typeof chunk === 'string' ? chunkHas(chunk, tsUs) : this.largeChunkInstants(chunk).has(tsUs)) return false;
+    }
     return true;
+  }
+
+  private largeChunkInstants(id: number): Set<number> {
+    let instants = this.chunkInstantsRead.get(id);
+    if (instants === undefined) {
+      instants = new Set(chunkInstants(this.chunkData.get(id)!));
+      this.chunkInstantsRead.set(id, instants);
+    }
+    return instants;
   }
 
   /** Whether a compaction round is under way (it ends after its last slice). */
@@ -353,6 +381,7 @@ export class SqliteWriter {
    * each) in its chunks, and adds them to its summary.
    */
   private writeChunks(key: number, ts: ArrayLike<number>, text: Buffer, ends: ArrayLike<number>, countSum: number): void {
+    this.chunkInstantsRead.clear(); // an open chunk may grow
     const n = ts.length;
     const first = ts[0]!;
     const last = ts[n - 1]!;
