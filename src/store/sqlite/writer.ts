@@ -140,9 +140,8 @@ export class SqliteWriter {
     migrate(this.db);
     this.selectDevice = this.db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
-    // The text of a large chunk is left unread here (its overflow pages) and read at most once per
-    // append, into a set of its instants: a resent batch looks up every reading in the same chunks.
-    // One column (plucked rows cost less than row objects): the text of a small chunk, the id of a large one.
+    // One plucked column (cheaper than row objects): a small chunk's text, or a large chunk's id, its
+    // text (overflow pages) left unread here and read once per append by `largeChunkInstants`.
     this.chunksCovering = this.db
       .prepare(`SELECT CASE WHEN n < ${SET_LOOKUP_READINGS} THEN data ELSE id END FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?`)
       .pluck() as Database.Statement<[number, number, number], string | number>;
@@ -381,7 +380,7 @@ export class SqliteWriter {
    * each) in its chunks, and adds them to its summary.
    */
   private writeChunks(key: number, ts: ArrayLike<number>, text: Buffer, ends: ArrayLike<number>, countSum: number): void {
-    this.chunkInstantsRead.clear(); // an open chunk may grow
+    this.chunkInstantsRead.clear(); // what was read of a chunk may no longer be all it holds
     const n = ts.length;
     const first = ts[0]!;
     const last = ts[n - 1]!;
