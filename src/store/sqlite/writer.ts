@@ -22,16 +22,22 @@ interface DeviceState {
 }
 
 /**
- * One device's share of a compaction: its readings' timestamps and where their chunk lines are,
- * sorted by timestamp.
+ * A round's readings grouped by device, in typed arrays (no object or array per reading): devices
+ * in ascending key order, each device's readings contiguous and in timestamp order.
  */
-interface DeviceRun {
-  ts: number[];
-  /** Per reading, three numbers: the index of its entry in the round, and its line's byte range in that entry's text. */
-  at: number[];
-  bytes: number;
-  countSum: number;
-  sorted: boolean;
+interface Grouped {
+  /** Per device. */
+  readonly keys: Int32Array;
+  /** Per device, and one more: device `d`'s readings are `starts[d]` to `starts[d + 1]`. */
+  readonly starts: Uint32Array;
+  /** Per device: bytes of its chunk lines, and the sum of its counts. */
+  readonly bytes: Float64Array;
+  readonly countSums: Float64Array;
+  /** Per reading: its timestamp, the index of its entry in the round, and its line's byte range in that entry's text. */
+  readonly ts: Float64Array;
+  readonly entry: Uint32Array;
+  readonly from: Uint32Array;
+  readonly to: Uint32Array;
 }
 
 /** A compaction round: the pending entries it covers, grouped by device, the devices cut into slices. */
@@ -40,10 +46,9 @@ interface Round {
   readonly through: number;
   /** The (oldest) pending entries it covers. */
   readonly entries: readonly PendingEntry[];
-  /** Its readings grouped by device. */
-  readonly runs: Map<number, DeviceRun>;
-  /** Device keys in ascending order, cut into slices. */
-  readonly slices: number[][];
+  readonly grouped: Grouped;
+  /** Device index after each slice (slices are consecutive runs of devices). */
+  readonly sliceEnds: number[];
   /** Index of the next slice to compact. */
   next: number;
 }
@@ -298,30 +303,30 @@ export class SqliteWriter {
   compactStep(): number {
     const round = this.round ?? this.startRound();
     if (round === undefined) return 0;
-    const slice = round.slices[round.next]!;
-    const last = round.next === round.slices.length - 1;
-    const runs = slice.map((key) => [key, round.runs.get(key)!] as const);
+    const { grouped, sliceEnds } = round;
+    const first = round.next === 0 ? 0 : sliceEnds[round.next - 1]!;
+    const end = sliceEnds[round.next]!;
+    const last = round.next === sliceEnds.length - 1;
     try {
       this.db.transaction(() => {
-        for (const [key, run] of runs) this.compactDevice(key, run, round.entries);
+        for (let d = first; d < end; d++) this.compactDevice(grouped, d, round.entries);
         if (last) {
           this.clearJournal.run(round.through);
           this.clearProgress.run();
         } else {
-          this.saveProgress.run(round.through, slice[slice.length - 1]!);
+          this.saveProgress.run(round.through, grouped.keys[end - 1]!);
         }
       }).immediate();
     } catch (err) {
       this.forgetDevices();
       throw err;
     }
-    let moved = 0;
-    for (const [key, run] of runs) {
-      moved += run.ts.length;
-      const device = this.byKey.get(key);
-      const newest = run.ts[run.ts.length - 1]!;
+    for (let d = first; d < end; d++) {
+      const device = this.byKey.get(grouped.keys[d]!);
+      const newest = grouped.ts[grouped.starts[d + 1]! - 1]!;
       if (device !== undefined && (device.latestTs === null || newest > device.latestTs)) device.latestTs = newest;
     }
+    const moved = grouped.starts[end]! - grouped.starts[first]!;
     round.next++;
     if (last) {
       this.pending.drop(round.entries.length);
@@ -338,21 +343,7 @@ export class SqliteWriter {
   private startRound(doneKey = -Infinity, through = Infinity): Round | undefined {
     const entries = this.pending.through(through);
     if (entries.length === 0) return undefined;
-    const runs = groupByDevice(entries, doneKey);
-    const keys = [...runs.keys()].sort((a, b) => a - b);
-    const slices: number[][] = [[]];
-    let readings = 0;
-    for (const key of keys) {
-      let slice = slices[slices.length - 1]!;
-      const n = runs.get(key)!.ts.length;
-      if (slice.length >= SLICE_DEVICES || (slice.length > 0 && readings + n > SLICE_READINGS)) {
-        slices.push((slice = []));
-        readings = 0;
-      }
-      slice.push(key);
-      readings += n;
-    }
-    this.round = { through: entries[entries.length - 1]!.seq, entries, runs, slices, next: 0 };
+    this.round = makeRound(entries, doneKey);
     return this.round;
   }
 
@@ -361,18 +352,25 @@ export class SqliteWriter {
     while (this.pending.size > 0 || this.round !== undefined) this.compactStep();
   }
 
-  private compactDevice(key: number, run: DeviceRun, entries: readonly PendingEntry[]): void {
-    const { ts, at } = run;
-    const n = ts.length;
+  private compactDevice(grouped: Grouped, d: number, entries: readonly PendingEntry[]): void {
+    const { ts, entry, from, to } = grouped;
+    const start = grouped.starts[d]!;
+    const n = grouped.starts[d + 1]! - start;
     // The device's chunk lines, copied out of the entries' texts into one buffer, in timestamp order.
-    const text = Buffer.allocUnsafe(run.bytes);
-    const ends = new Array<number>(n);
+    const text = Buffer.allocUnsafe(grouped.bytes[d]!);
+    const ends = new Uint32Array(n);
     let pos = 0;
     for (let r = 0; r < n; r++) {
-      pos += entries[at[3 * r]!]!.text.copy(text, pos, at[3 * r + 1]!, at[3 * r + 2]!);
+      const source = entries[entry[start + r]!]!.text;
+      const begin = from[start + r]!;
+      const stop = to[start + r]!;
+      // A short line costs less copied byte by byte than through Buffer.copy's call (a one-off
+      // micro-benchmark of 21-byte lines: 45 against 83 ns per line).
+      if (stop - begin < 64) for (let b = begin; b < stop; b++) text[pos++] = source[b]!;
+      else pos += source.copy(text, pos, begin, stop);
       ends[r] = pos;
     }
-    this.writeChunks(key, ts, text, ends, run.countSum);
+    this.writeChunks(grouped.keys[d]!, ts.subarray(start, start + n), text, ends, grouped.countSums[d]!);
   }
 
   /**
@@ -582,35 +580,107 @@ function entryReadings(cols: ReadingColumns): EntryReadings {
   return { ts: cols.tsUs, counts: cols.counts, text, ends: cols.ends };
 }
 
-/** The readings of `entries` of devices with keys above `after`, grouped by device, each group sorted by timestamp. */
-function groupByDevice(entries: readonly PendingEntry[], after: number): Map<number, DeviceRun> {
-  const runs = new Map<number, DeviceRun>();
-  for (let e = 0; e < entries.length; e++) {
-    const { keys, ts, counts, ends } = entries[e]!;
+/** A round over `entries`, for the devices with keys above `doneKey`. */
+function makeRound(entries: readonly PendingEntry[], doneKey: number): Round {
+  const grouped = groupByDevice(entries, doneKey);
+  const sliceEnds: number[] = [];
+  const devices = grouped.keys.length;
+  for (let d = 0, sliceStart = 0; d < devices; d++) {
+    const devicesIn = d + 1 - sliceStart;
+    const readingsIn = grouped.starts[d + 1]! - grouped.starts[sliceStart]!;
+    if (d + 1 === devices || devicesIn >= SLICE_DEVICES || readingsIn + grouped.starts[d + 2]! - grouped.starts[d + 1]! > SLICE_READINGS) {
+      sliceEnds.push(d + 1);
+      sliceStart = d + 1;
+    }
+  }
+  if (sliceEnds.length === 0) sliceEnds.push(0); // nothing left to move: one empty slice ends the round
+  return { through: entries[entries.length - 1]!.seq, entries, grouped, sliceEnds, next: 0 };
+}
+
+/** The readings of `entries` of devices with keys above `after`, grouped by device (see `Grouped`). */
+function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped {
+  // Pass 1: each device's slot (in order of appearance) and how many readings it has.
+  const slotOf = new Map<number, number>();
+  const slotKeys: number[] = [];
+  const sizes: number[] = [];
+  let total = 0;
+  for (const { keys } of entries) for (const key of keys) if (key !== 0 && key > after) total++;
+  const slotAt = new Int32Array(total);
+  let idx = 0;
+  for (const { keys } of entries) {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       if (key === 0 || key <= after) continue;
-      const t = ts[i]!;
-      const count = counts[i]!;
-      const start = i === 0 ? 0 : ends[i - 1]!;
-      let run = runs.get(key);
-      if (run === undefined) {
-        run = { ts: [], at: [], bytes: 0, countSum: 0, sorted: true };
-        runs.set(key, run);
-      } else if (t < run.ts[run.ts.length - 1]!) {
-        run.sorted = false;
+      let slot = slotOf.get(key);
+      if (slot === undefined) {
+        slot = slotKeys.length;
+        slotOf.set(key, slot);
+        slotKeys.push(key);
+        sizes.push(0);
       }
-      run.ts.push(t);
-      run.at.push(e, start, ends[i]!);
-      run.bytes += ends[i]! - start;
-      if (count === count) run.countSum += count; // NaN: no count
+      sizes[slot] = sizes[slot]! + 1;
+      slotAt[idx++] = slot;
     }
   }
-  for (const run of runs.values()) {
-    if (run.sorted) continue;
-    const order = run.ts.map((_, i) => i).sort((a, b) => run.ts[a]! - run.ts[b]!);
-    run.ts = order.map((i) => run.ts[i]!);
-    run.at = order.flatMap((i) => [run.at[3 * i]!, run.at[3 * i + 1]!, run.at[3 * i + 2]!]);
+  // Devices in key order, and where each one's readings go.
+  const devices = slotKeys.length;
+  const order = slotKeys.map((_, slot) => slot).sort((a, b) => slotKeys[a]! - slotKeys[b]!);
+  const rank = new Uint32Array(devices);
+  const keys = new Int32Array(devices);
+  const starts = new Uint32Array(devices + 1);
+  for (let d = 0; d < devices; d++) {
+    rank[order[d]!] = d;
+    keys[d] = slotKeys[order[d]!]!;
+    starts[d + 1] = starts[d]! + sizes[order[d]!]!;
   }
-  return runs;
+  // Pass 2: every reading into its device's place.
+  const grouped: Grouped = {
+    keys,
+    starts,
+    bytes: new Float64Array(devices),
+    countSums: new Float64Array(devices),
+    ts: new Float64Array(total),
+    entry: new Uint32Array(total),
+    from: new Uint32Array(total),
+    to: new Uint32Array(total),
+  };
+  const cursor = starts.slice(0, devices);
+  const newest = new Float64Array(devices).fill(-Infinity);
+  const unsorted = new Uint8Array(devices);
+  idx = 0;
+  for (let e = 0; e < entries.length; e++) {
+    const { keys: entryKeys, ts, counts, ends } = entries[e]!;
+    for (let i = 0; i < entryKeys.length; i++) {
+      const key = entryKeys[i]!;
+      if (key === 0 || key <= after) continue;
+      const d = rank[slotAt[idx++]!]!;
+      const p = cursor[d]!++;
+      const t = ts[i]!;
+      const from = i === 0 ? 0 : ends[i - 1]!;
+      grouped.ts[p] = t;
+      grouped.entry[p] = e;
+      grouped.from[p] = from;
+      grouped.to[p] = ends[i]!;
+      grouped.bytes[d] = grouped.bytes[d]! + ends[i]! - from;
+      const count = counts[i]!;
+      if (count === count) grouped.countSums[d] = grouped.countSums[d]! + count; // NaN: no count
+      if (t < newest[d]!) unsorted[d] = 1;
+      else newest[d] = t;
+    }
+  }
+  for (let d = 0; d < devices; d++) if (unsorted[d] === 1) sortDevice(grouped, starts[d]!, starts[d + 1]!);
+  return grouped;
+}
+
+/** Puts readings `start` to `end` of `grouped` (one device's) in timestamp order. */
+function sortDevice(grouped: Grouped, start: number, end: number): void {
+  const { ts, entry, from, to } = grouped;
+  const order = Array.from({ length: end - start }, (_, k) => start + k).sort((a, b) => ts[a]! - ts[b]!);
+  const copies = [ts.slice(start, end), entry.slice(start, end), from.slice(start, end), to.slice(start, end)] as const;
+  order.forEach((source, k) => {
+    ts[start + k] = copies[0][source - start]!;
+    entry[start + k] = copies[1][source - start]!;
+    from[start + k] = copies[2][source - start]!;
+    to[start + k] = copies[3][source - start]!;
+  });
 }
