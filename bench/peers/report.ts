@@ -202,7 +202,8 @@ defaults except loopback ports, a fresh data dir, no request log and (InfluxDB) 
 writes; VictoriaMetrics runs with \`-retentionPeriod=100y\` so the fixed 2024 timestamps are kept.
 Tally runs the built service (\`node dist/app/cli.js serve\`) with ${Object.entries(o.tally).map(([k, v]) => `${k}=${v}`).join(', ')}.
 
-The systems run one after the other, each started and stopped by the script on 127.0.0.1, and one
+The systems run one after the other, workload by workload (each workload on every system before the
+next workload), each started and stopped by the script on 127.0.0.1, and one
 load generator (${r.loadGenerator}, keep-alive, one request in flight per connection) shares the
 machine with them, so figures are comparable within a run, not across machines. All bodies are
 generated from seed ${o.seed} before timing; Tally gets \`POST /v1/readings?precision=s\` (JSON), the

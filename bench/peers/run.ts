@@ -1,8 +1,9 @@
 /**
- * `npm run bench:peers`: the same workloads against Tally, InfluxDB 1.x and VictoriaMetrics, one
- * system after the other, each on fresh data dirs and started and stopped here by PID on 127.0.0.1.
- * A peer that is not installed is skipped with the package to install. Results, tables, charts and
- * a BENCHMARKS.md section go to bench/results/.
+ * `npm run bench:peers`: the same workloads against Tally, InfluxDB 1.x and VictoriaMetrics, each
+ * workload on one system after the other (so their figures are minutes apart at most), each on a
+ * fresh data dir and started and stopped here by PID on 127.0.0.1. A peer that is not installed is
+ * skipped with the package to install. Results, tables, charts and a BENCHMARKS.md section go to
+ * bench/results/.
  *
  *   npm run bench:peers -- [--quick] [--systems tally,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
  *     [--bulk-steps 1000] [--single-seconds 15] [--crash-seconds 24] [--crash-kill-after 20] [--cpu-prof DIR]
@@ -339,27 +340,38 @@ async function crash(system: System, w: Workloads, result: SystemResult): Promis
   }
 }
 
-async function benchSystem(system: System, w: Workloads): Promise<SystemResult> {
-  const result: SystemResult = { system: system.id, label: system.label, version: system.version(), acknowledges: system.acknowledges, errors: [] };
-  console.log(`\n${system.label} ${result.version}: acknowledges ${system.acknowledges}`);
-  const phases: [string, string, (s: System, w: Workloads, r: SystemResult) => Promise<void>][] = [
-    ['bulk', 'bulk + duplicates', bulkAndDuplicates],
-    ['single', 'single', single],
-    ['crash', 'crash', crash],
-  ];
+const PHASES: readonly [key: string, name: string, run: (s: System, w: Workloads, r: SystemResult) => Promise<void>][] = [
+  ['bulk', 'bulk + duplicates', bulkAndDuplicates],
+  ['single', 'single', single],
+  ['crash', 'crash', crash],
+];
+
+/**
+ * Runs each phase on every system before the next phase, so that the systems' figures for one
+ * workload are taken minutes apart at most: this VM's speed moves by tens of percent from one
+ * minute to the next, and the goals compare the systems with each other.
+ */
+async function benchSystems(systems: readonly System[], w: Workloads): Promise<SystemResult[]> {
+  const results = systems.map(
+    (system): SystemResult => ({ system: system.id, label: system.label, version: system.version(), acknowledges: system.acknowledges, errors: [] }),
+  );
   const wanted = new Set(flags.phases!.split(',').map((p) => p.trim()));
-  for (const [key, name, phase] of phases) {
+  for (const [key, name, phase] of PHASES) {
     if (!wanted.has(key)) continue;
-    try {
-      await waitForOtherBench();
-      await phase(system, w, result);
-    } catch (err) {
-      const message = (err as Error).message;
-      console.error(`  ${name} failed: ${message}`);
-      result.errors.push(`${name}: ${message}`);
+    for (const [i, system] of systems.entries()) {
+      const result = results[i]!;
+      console.log(`\n${system.label} ${result.version}, ${name}: acknowledges ${system.acknowledges}`);
+      try {
+        await waitForOtherBench();
+        await phase(system, w, result);
+      } catch (err) {
+        const message = (err as Error).message;
+        console.error(`  ${name} failed: ${message}`);
+        result.errors.push(`${name}: ${message}`);
+      }
     }
   }
-  return result;
+  return results;
 }
 
 async function main(): Promise<void> {
@@ -387,8 +399,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, ${host.os}, node ${host.node}, data on ${host.filesystem}`);
   const w = makeWorkloads(new Set(systems.map((s) => s.format)));
 
-  const results: SystemResult[] = [];
-  for (const system of systems) results.push(await benchSystem(system, w));
+  const results = await benchSystems(systems, w);
 
   const autocannonVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules/autocannon/package.json'), 'utf8')) as { version: string }).version;
   const report: PeersResults = {
