@@ -6,7 +6,7 @@
  * bench/results/.
  *
  *   npm run bench:peers -- [--quick] [--systems tally,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
- *     [--bulk-steps 1000] [--single-seconds 15] [--crash-seconds 24] [--crash-kill-after 20] [--cpu-prof DIR]
+ *     [--bulk-steps 1000] [--single-seconds 15] [--crash-seconds 24] [--crash-kill-after 20] [--passes 3] [--cpu-prof DIR]
  *     [--out bench/results] [--prefix peers] [--report-only FILE.json] [--max-wait 3600]
  */
 import { execFileSync } from 'node:child_process';
@@ -37,6 +37,7 @@ const { values: flags } = parseArgs({
     'single-connections': { type: 'string', default: '64' },
     'crash-seconds': { type: 'string' },
     'crash-kill-after': { type: 'string' },
+    passes: { type: 'string' },
     'cpu-prof': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench/results') },
     prefix: { type: 'string' },
@@ -61,6 +62,7 @@ const options = {
   singleConnections: Number(flags['single-connections']),
   crashSeconds: num(flags['crash-seconds'], 3, 24),
   crashKillAfterSeconds: num(flags['crash-kill-after'], 1.5, 20),
+  passes: num(flags.passes, 1, 3),
   tally: tallySettings(),
 };
 for (const [key, value] of Object.entries(options)) {
@@ -347,9 +349,10 @@ const PHASES: readonly [key: string, name: string, run: (s: System, w: Workloads
 ];
 
 /**
- * Runs each phase on every system before the next phase, so that the systems' figures for one
- * workload are taken minutes apart at most: this VM's speed moves by tens of percent from one
- * minute to the next, and the goals compare the systems with each other.
+ * Runs each phase on every system before the next phase, and the timed ones (bulk, single)
+ * `--passes` times with the systems in turn, so that the figures compared are taken a minute apart
+ * at most: this VM's speed moves by tens of percent from one minute to the next, and the goals
+ * compare the systems with each other (report.ts takes the median of side-by-side ratios).
  */
 async function benchSystems(systems: readonly System[], w: Workloads): Promise<SystemResult[]> {
   const results = systems.map(
@@ -358,20 +361,48 @@ async function benchSystems(systems: readonly System[], w: Workloads): Promise<S
   const wanted = new Set(flags.phases!.split(',').map((p) => p.trim()));
   for (const [key, name, phase] of PHASES) {
     if (!wanted.has(key)) continue;
-    for (const [i, system] of systems.entries()) {
-      const result = results[i]!;
-      console.log(`\n${system.label} ${result.version}, ${name}: acknowledges ${system.acknowledges}`);
-      try {
-        await waitForOtherBench();
-        await phase(system, w, result);
-      } catch (err) {
-        const message = (err as Error).message;
-        console.error(`  ${name} failed: ${message}`);
-        result.errors.push(`${name}: ${message}`);
+    const passes = key === 'crash' ? 1 : options.passes;
+    for (let pass = 1; pass <= passes; pass++) {
+      for (const [i, system] of systems.entries()) {
+        const result = results[i]!;
+        const of = passes > 1 ? ` (pass ${pass} of ${passes})` : '';
+        console.log(`\n${system.label} ${result.version}, ${name}${of}: acknowledges ${system.acknowledges}`);
+        try {
+          await waitForOtherBench();
+          await phase(system, w, result);
+          if (passes > 1 && (key === 'bulk' || key === 'single')) {
+            result.passes ??= { bulk: [], single: [], duplicates: [] };
+            result.passes[key].push(result[key]!);
+            if (key === 'bulk' && result.duplicates !== undefined) result.passes.duplicates.push(result.duplicates);
+          }
+        } catch (err) {
+          const message = (err as Error).message;
+          console.error(`  ${name}${of} failed: ${message}`);
+          result.errors.push(`${name}${of}: ${message}`);
+        }
       }
     }
   }
+  for (const result of results) representPasses(result);
   return results;
+}
+
+/**
+ * After several passes, a system's `bulk` and `single` become its median pass by throughput, or
+ * the first pass whose sums were wrong, and its duplicate verdict the first other than keep first:
+ * a wrong answer in any pass shows.
+ */
+function representPasses(result: SystemResult): void {
+  if (result.passes === undefined) return;
+  for (const key of ['bulk', 'single'] as const) {
+    const passes = result.passes[key];
+    if (passes.length === 0) continue;
+    const wrong = passes.find((f) => f.sums?.exact === false);
+    const byRate = [...passes].sort((a, b) => a.readingsPerS - b.readingsPerS);
+    result[key] = wrong ?? byRate[(byRate.length - 1) >> 1]!;
+  }
+  const verdicts = result.passes.duplicates;
+  if (verdicts.length > 0) result.duplicates = verdicts.find((v) => v.verdict.semantics !== 'keep-first') ?? verdicts[0]!;
 }
 
 async function main(): Promise<void> {

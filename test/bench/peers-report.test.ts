@@ -34,6 +34,30 @@ describe('peers bench report', () => {
     expect(goals(slower).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.10×', pass: false });
   });
 
+  it('with several passes, judges by the median of the ratios of passes run side by side', () => {
+    const withPasses = (id: string, bulk: number[], single: number[]) => (s: PeersResults['systems'][number]) =>
+      s.system !== id
+        ? s
+        : {
+            ...s,
+            passes: {
+              bulk: bulk.map((readingsPerS) => ({ ...s.bulk!, readingsPerS })),
+              single: single.map((requestsPerS) => ({ ...s.single!, requestsPerS })),
+              duplicates: [],
+            },
+          };
+    // Tally's own median (600k) over InfluxDB's (500k) would be 1.20; pass by pass it is 0.60, 1.50, 1.00.
+    const systems = fixture.systems
+      .map(withPasses('tally', [300_000, 600_000, 700_000], [9_000, 12_000, 10_000]))
+      .map(withPasses('influxdb', [500_000, 400_000, 700_000], [10_000, 10_000, 10_000]));
+    const byName = Object.fromEntries(goals({ ...fixture, systems }).map((g) => [g.name.split(':')[0], g]));
+    expect(byName.bulk).toMatchObject({ value: '1.00× (median of 0.60, 1.50, 1.00)', pass: false });
+    expect(byName.single).toMatchObject({ value: '1.00× (median of 0.90, 1.20, 1.00)', pass: false });
+    // Passes that do not pair up (a peer with fewer) fall back to the figures shown in the tables.
+    const unpaired = systems.map((s) => (s.system === 'influxdb' ? { ...s, passes: { ...s.passes!, bulk: s.passes!.bulk.slice(0, 2) } } : s));
+    expect(goals({ ...fixture, systems: unpaired }).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.25×', pass: true });
+  });
+
   it('renders the section with machine, versions and date', () => {
     const section = renderSection(fixture);
     expect(section).toContain('Measured 2025-01-02');
