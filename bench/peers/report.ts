@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { median } from '../report.js';
 import type { CrashCheck, DuplicatesVerdict, SumCheck } from './correctness.js';
 import type { LoadResult } from './load.js';
 import type { SystemId } from './systems.js';
@@ -153,10 +154,7 @@ function pairedRatio(
         ? [metric(a[workload]) / metric(b[workload])]
         : [];
   const finite = pairs.filter((r) => Number.isFinite(r));
-  if (finite.length === 0) return undefined;
-  const sorted = [...finite].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return { median: sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, pairs: finite };
+  return finite.length === 0 ? undefined : { median: median(finite), pairs: finite };
 }
 
 function ratioText(r: { median: number; pairs: number[] } | undefined): string {
