@@ -603,9 +603,10 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped
   const slotOf = new Map<number, number>();
   const slotKeys: number[] = [];
   const sizes: number[] = [];
-  let total = 0;
-  for (const { keys } of entries) for (const key of keys) if (key !== 0 && key > after) total++;
-  const slotAt = new Int32Array(total);
+  let room = 0;
+  for (const { keys } of entries) room += keys.length;
+  // Each kept reading's slot, in the order pass 2 meets them (room for every reading, skipped ones too).
+  const slotAt = new Int32Array(room);
   let idx = 0;
   for (const { keys } of entries) {
     for (let i = 0; i < keys.length; i++) {
@@ -622,6 +623,7 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped
       slotAt[idx++] = slot;
     }
   }
+  const total = idx;
   // Devices in key order, and where each one's readings go.
   const devices = slotKeys.length;
   const order = slotKeys.map((_, slot) => slot).sort((a, b) => slotKeys[a]! - slotKeys[b]!);
