@@ -23,6 +23,16 @@ export interface WorkloadFigures extends LoadResult {
   readonly peakRssMiB: number | null;
   /** Stored sums against acknowledged ones, read back after the run (warm-up included). */
   readonly sums: SumCheck | null;
+  /** The warm-up before the timed part, in order from the server's start (absent in older files). */
+  readonly warmup?: readonly WarmupFigures[];
+}
+
+/** One part of a warm-up: what a fresh server did before its figures were timed. */
+export interface WarmupFigures {
+  readonly readings: number;
+  readonly seconds: number;
+  readonly readingsPerS: number;
+  readonly cpuSPerMillion: number | null;
 }
 
 export interface DuplicatesResult {
@@ -121,6 +131,10 @@ export function goals(r: PeersResults): Goal[] {
     goal: 'exact',
     pass: !known ? null : exactParts.every(Boolean),
   });
+  const cold = pairedRatio(t, i, 'bulk', (f) => f.warmup?.[0]?.readingsPerS ?? NaN);
+  if (cold !== undefined) {
+    out.push({ name: 'for reference: bulk from a cold start (first warm-up part), Tally ÷ InfluxDB', value: ratioText(cold), goal: '–', pass: null });
+  }
   const vb = ratio(t?.bulk?.readingsPerS, v?.bulk?.readingsPerS);
   const vs = ratio(t?.single?.requestsPerS, v?.single?.requestsPerS);
   if (vb !== undefined || vs !== undefined) {
@@ -208,6 +222,17 @@ export function renderTables(r: PeersResults): string {
       );
     }
   }
+  const warm: string[] = [
+    '| System | Workload | warm-up from the start, in parts: readings/s (server CPU s per M readings) | timed readings/s |',
+    '|---|---|---|---:|',
+  ];
+  for (const s of r.systems) {
+    for (const [name, w] of [['bulk', s.bulk], ['single', s.single]] as const) {
+      if (w?.warmup === undefined || w.warmup.length === 0) continue;
+      const parts = w.warmup.map((p) => `${int(p.readingsPerS)} (${opt(p.cpuSPerMillion, (n) => n.toFixed(2))})`).join(' → ');
+      warm.push(`| ${s.label} | ${name} | ${parts} | ${int(w.readingsPerS)} |`);
+    }
+  }
   const correct: string[] = [
     '| System | Acknowledges | Bulk sums | Single sums | Resending 10% with other counts | kill -9 mid-run, then restart |',
     '|---|---|---|---|---|---|',
@@ -221,7 +246,7 @@ export function renderTables(r: PeersResults): string {
   for (const g of goals(r)) goalLines.push(`| ${g.name} | ${g.value} | ${g.goal} | ${g.pass === null ? '–' : g.pass ? 'yes' : '**no**'} |`);
   const errors = r.systems.flatMap((s) => s.errors.map((e) => `- ${s.label}: ${e.split('\n')[0]}`));
   const skipped = r.skipped.map((s) => `- ${s.system} not benchmarked: ${s.reason}`);
-  return [perf.join('\n'), correct.join('\n'), goalLines.join('\n'), [...skipped, ...errors].join('\n')].filter((x) => x !== '').join('\n\n') + '\n';
+  return [perf.join('\n'), warm.length > 2 ? warm.join('\n') : '', correct.join('\n'), goalLines.join('\n'), [...skipped, ...errors].join('\n')].filter((x) => x !== '').join('\n\n') + '\n';
 }
 
 /** The section for BENCHMARKS.md: machine, versions, date, method, charts and tables. */
@@ -246,8 +271,9 @@ machine with them, so figures are comparable within a run, not across machines. 
 generated from seed ${o.seed} before timing; Tally gets \`POST /v1/readings?precision=s\` (JSON), the
 peers get Influx line protocol \`m,device=<id> count=<n>i <ts>\` with \`precision=s\`.
 
-- **bulk**: ${o.devices.toLocaleString('en-US')} devices × ${o.bulkSteps.toLocaleString('en-US')} one-second steps = ${bulkReadings.toLocaleString('en-US')} readings; each request is one time step across all devices (${o.devices.toLocaleString('en-US')} readings), ${o.bulkConnections} connections, after ${o.bulkWarmupSteps} warm-up steps.
+- **bulk**: ${o.devices.toLocaleString('en-US')} devices × ${o.bulkSteps.toLocaleString('en-US')} one-second steps = ${bulkReadings.toLocaleString('en-US')} readings; each request is one time step across all devices (${o.devices.toLocaleString('en-US')} readings), ${o.bulkConnections} connections, after ${o.bulkWarmupSteps.toLocaleString('en-US')} warm-up steps on the same fresh server.
 - **single**: one reading per request, ${o.singleConnections} connections, ${o.singleSeconds} s after ${o.singleWarmupSeconds} s of warm-up, on a fresh data dir.
+- **warm-up**: the timed parts measure a server that has been running, as a service in production has; what each did from its start is in the warm-up table (bulk in parts of up to 1,000 steps), and the goals table shows the bulk ratio of the first part for reference.
 - **duplicates**: after bulk, ${Math.round(o.duplicateFraction * 100)}% of the timed bulk readings are resent with greater counts, then each system's per-device sums are read back (Tally \`GET /v1/devices/<id>\`, InfluxDB \`SELECT sum(count) … GROUP BY device\`, VictoriaMetrics \`/api/v1/export\`) and matched against keep first, overwrite and double count.
 ${(o.passes ?? 1) > 1 ? `- **passes**: bulk and single run ${o.passes} times, the systems in turn (Tally, InfluxDB, VictoriaMetrics, Tally, ...); the tables show each system's median pass, and the goals the median of the ratios of passes run side by side.\n` : ''}- **crash**: single-reading load with ${o.singleConnections} connections on a fresh data dir, \`kill -9\` of the server after ${o.crashKillAfterSeconds} s, restart on the same dir, then every acknowledged reading is looked up.
 

@@ -6,7 +6,7 @@
  * bench/results/.
  *
  *   npm run bench:peers -- [--quick] [--systems tally,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
- *     [--bulk-steps 1000] [--single-seconds 15] [--crash-seconds 24] [--crash-kill-after 20] [--passes 3] [--cpu-prof DIR]
+ *     [--bulk-steps 2000] [--bulk-warmup-steps 2000] [--single-seconds 15] [--single-warmup 10] [--crash-seconds 24] [--crash-kill-after 20] [--passes 3] [--cpu-prof DIR]
  *     [--out bench/results] [--prefix peers] [--report-only FILE.json] [--max-wait 3600]
  */
 import { execFileSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { checkCrash, checkSums, classifyDuplicates, expectations } from './correctness.js';
 import { Ledger, runLoad, type LoadResult } from './load.js';
 import { cpuSeconds, diskWriteBytes, peakRssBytes, pgrep, sleep } from './proc.js';
-import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WorkloadFigures } from './report.js';
+import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WarmupFigures, type WorkloadFigures } from './report.js';
 import { influxdb, ROOT, SYSTEM_IDS, tally, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
 import { bulkPlan, deviceIds, duplicatesPlan, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
 
@@ -53,12 +53,12 @@ const num = (value: string | undefined, quickDefault: number, fullDefault: numbe
 const options = {
   seed: Number(flags.seed),
   devices: Number(flags.devices),
-  bulkSteps: num(flags['bulk-steps'], 100, 1000),
-  bulkWarmupSteps: num(flags['bulk-warmup-steps'], 10, 30),
+  bulkSteps: num(flags['bulk-steps'], 100, 2000),
+  bulkWarmupSteps: num(flags['bulk-warmup-steps'], 10, 2000),
   bulkConnections: Number(flags['bulk-connections']),
   duplicateFraction: Number(flags['duplicate-fraction']),
   singleSeconds: num(flags['single-seconds'], 3, 15),
-  singleWarmupSeconds: num(flags['single-warmup'], 0.5, 2),
+  singleWarmupSeconds: num(flags['single-warmup'], 0.5, 10),
   singleConnections: Number(flags['single-connections']),
   crashSeconds: num(flags['crash-seconds'], 3, 24),
   crashKillAfterSeconds: num(flags['crash-kill-after'], 1.5, 20),
@@ -75,6 +75,12 @@ const outDir = resolve(flags.out!);
 const MAX_SINGLE_RATE = 40_000;
 /** Time limit of one bulk pass, seconds. */
 const BULK_MAX_SECONDS = 600;
+/**
+ * Bulk warm-up is timed in parts of this many steps. A fresh Node.js process compiles its hot paths
+ * while it runs: Tally's first 1,000 steps ran at 0.5-0.6 of its speed after 4,000, and so did a
+ * restart on the same data dir, so it is the compiler, not the data (BENCHMARKS.md).
+ */
+const WARMUP_PART_STEPS = 1000;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -216,6 +222,22 @@ function figures(load: LoadResult, readingsPerRequest: number, before: Usage, af
   };
 }
 
+/** Runs one part of a warm-up and says what it did. */
+async function timedWarmup(server: Server, run: () => Promise<LoadResult>): Promise<WarmupFigures> {
+  const before = usage(server);
+  const load = await run();
+  const after = usage(server);
+  const cpuS = before.cpuS === undefined || after.cpuS === undefined ? null : after.cpuS - before.cpuS;
+  const part = {
+    readings: load.okReadings,
+    seconds: load.elapsedS,
+    readingsPerS: load.readingsPerS,
+    cpuSPerMillion: cpuS === null || load.okReadings === 0 ? null : (cpuS / load.okReadings) * 1e6,
+  };
+  console.log(`  warm-up: ${Math.round(part.readingsPerS).toLocaleString('en-US')} readings/s, server CPU ${part.cpuSPerMillion?.toFixed(2) ?? '?'} s/M`);
+  return part;
+}
+
 function line(label: string, f: Omit<WorkloadFigures, 'sums'>): void {
   console.log(
     `  ${label}: ${Math.round(f.readingsPerS).toLocaleString('en-US')} readings/s, ${Math.round(f.requestsPerS).toLocaleString('en-US')} req/s, ` +
@@ -245,10 +267,14 @@ async function bulkAndDuplicates(system: System, w: Workloads, result: SystemRes
   await withServer(system, 'bulk', async (server) => {
     const ledger = new Ledger(bodies.bulk);
     const common = { url: server.url, path: system.writePath, contentType: system.contentType, connections: options.bulkConnections, readingsIn: readingsIn(w.bulk) };
-    await runLoad(ledger, { ...common, maxBodies: options.bulkWarmupSteps, maxSeconds: BULK_MAX_SECONDS });
+    const warmup: WarmupFigures[] = [];
+    for (let done = 0; done < options.bulkWarmupSteps; done += WARMUP_PART_STEPS) {
+      const maxBodies = Math.min(WARMUP_PART_STEPS, options.bulkWarmupSteps - done);
+      warmup.push(await timedWarmup(server, () => runLoad(ledger, { ...common, maxBodies, maxSeconds: BULK_MAX_SECONDS })));
+    }
     const before = usage(server);
     const load = await runLoad(ledger, { ...common, maxBodies: options.bulkSteps, maxSeconds: BULK_MAX_SECONDS });
-    const f = figures(load, options.devices, before, usage(server), server);
+    const f = { ...figures(load, options.devices, before, usage(server), server), warmup };
     line('bulk', f);
     await system.makeVisible(server);
     const sums = checkSums(w.bulk, options.devices, ledger.acked, ledger.sent, await system.sums(server, w.ids));
@@ -273,10 +299,10 @@ async function single(system: System, w: Workloads, result: SystemResult): Promi
   await withServer(system, 'single', async (server) => {
     const ledger = new Ledger(bodies.single);
     const common = { url: server.url, path: system.writePath, contentType: system.contentType, connections: options.singleConnections, readingsIn: () => 1 };
-    await runLoad(ledger, { ...common, maxBodies: bodies.single.count, maxSeconds: options.singleWarmupSeconds });
+    const warmup = [await timedWarmup(server, () => runLoad(ledger, { ...common, maxBodies: bodies.single.count, maxSeconds: options.singleWarmupSeconds }))];
     const before = usage(server);
     const load = await runLoad(ledger, { ...common, maxBodies: bodies.single.count, maxSeconds: options.singleSeconds });
-    const f = figures(load, 1, before, usage(server), server);
+    const f = { ...figures(load, 1, before, usage(server), server), warmup };
     line('single', f);
     await sleep(200); // let requests cut off at the end of the run finish before reading back
     await system.makeVisible(server);

@@ -58,6 +58,22 @@ describe('peers bench report', () => {
     expect(goals({ ...fixture, systems: unpaired }).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.25×', pass: true });
   });
 
+  it('shows what each server did while warming up, and the bulk ratio from a cold start for reference', () => {
+    const part = (readingsPerS: number) => ({ readings: 1_000_000, seconds: 1_000_000 / readingsPerS, readingsPerS, cpuSPerMillion: 2.5 });
+    const warmed = (id: string, parts: number[]) => (s: PeersResults['systems'][number]) =>
+      s.system === id ? { ...s, bulk: { ...s.bulk!, warmup: parts.map(part) } } : s;
+    const systems = fixture.systems.map(warmed('tally', [400_000, 600_000])).map(warmed('influxdb', [500_000, 500_000]));
+    const r = { ...fixture, systems };
+    expect(renderTables(r)).toContain('| Tally | bulk | 400,000 (2.50) → 600,000 (2.50) | 625,000 |');
+    const cold = goals(r).find((g) => g.name.includes('cold start'));
+    expect(cold).toMatchObject({ value: '0.80×', pass: null });
+    // The timed figures still decide the goal.
+    expect(goals(r).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.25×', pass: true });
+    // Files written before warm-up figures existed render without the table or the row.
+    expect(renderTables(fixture)).not.toContain('warm-up from the start');
+    expect(goals(fixture).some((g) => g.name.includes('cold start'))).toBe(false);
+  });
+
   it('renders the section with machine, versions and date', () => {
     const section = renderSection(fixture);
     expect(section).toContain('Measured 2025-01-02');

@@ -1,0 +1,57 @@
+/**
+ * Tally's bulk speed from its start, in parts: on a fresh data dir, then after a restart on the same
+ * dir. If a restarted server is as slow at first as a fresh one, the slow start is the JIT compiler
+ * warming up, not the data (why `npm run bench:peers` warms each server up before timing it).
+ *
+ *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000]
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Ledger, runLoad } from './load.js';
+import { ticksPerSecond } from './proc.js';
+import { tally } from './systems.js';
+import { bulkPlan, deviceIds, render } from './workload.js';
+
+const { values } = parseArgs({ options: { parts: { type: 'string', default: '5' }, steps: { type: 'string', default: '1000' } } });
+const parts = Number(values.parts);
+const steps = Number(values.steps);
+const DEVICES = 1000;
+
+/** CPU seconds of each thread of a process, by thread id. */
+function threadCpu(pid: number): Map<string, number> {
+  const hz = ticksPerSecond();
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    out.set(tid, (Number(fields[11]) + Number(fields[12])) / hz);
+  }
+  return out;
+}
+
+const system = tally();
+const dir = mkdtempSync(join(tmpdir(), 'tally-warmup-'));
+const plan = bulkPlan(1, DEVICES, 2 * parts * steps);
+const ledger = new Ledger(render(plan, 'json', deviceIds(DEVICES)));
+console.log(`bulk, ${steps} steps of ${DEVICES} readings per part, 8 connections: readings/s (server CPU µs per reading: all threads; the two busiest)`);
+try {
+  for (const start of ['fresh', 'restarted']) {
+    const server = await system.start(dir);
+    const line: string[] = [];
+    try {
+      for (let p = 0; p < parts; p++) {
+        const before = threadCpu(server.proc.pid);
+        const load = await runLoad(ledger, { url: server.url, path: system.writePath, contentType: system.contentType, connections: 8, maxBodies: steps, maxSeconds: 600, readingsIn: () => DEVICES });
+        const used = [...threadCpu(server.proc.pid)].map(([tid, s]) => ((s - (before.get(tid) ?? 0)) / load.okReadings) * 1e6).sort((a, b) => b - a);
+        const all = used.reduce((a, b) => a + b, 0);
+        line.push(`${Math.round(load.readingsPerS / 1000)}k (${all.toFixed(2)}: ${used[0]!.toFixed(2)}, ${used[1]!.toFixed(2)})`);
+      }
+    } finally {
+      await server.proc.stop();
+    }
+    console.log(`${start.padEnd(9)} ${line.join('  ')}`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
