@@ -130,6 +130,12 @@ export class SqliteWriter {
   private readonly saveProgress: Database.Statement<[number, number]>;
   private readonly clearProgress: Database.Statement<[]>;
   private readonly directRunReadings: number;
+  /**
+   * The two transactions of the hot path, wrapped once: better-sqlite3 builds four wrapper functions
+   * for every `db.transaction(fn)` call, work an append would otherwise repeat every commit.
+   */
+  private readonly appendTx: (cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array) => void;
+  private readonly compactSliceTx: (round: Round, first: number, end: number, last: boolean) => void;
 
   constructor(private readonly config: SqliteStoreConfig) {
     this.directRunReadings = config.directRunReadings ?? DIRECT_RUN_READINGS;
@@ -174,6 +180,18 @@ export class SqliteWriter {
       WHERE key = ?`);
     this.saveProgress = this.db.prepare('INSERT OR REPLACE INTO compaction (id, through, done_key) VALUES (1, ?, ?)');
     this.clearProgress = this.db.prepare('DELETE FROM compaction');
+    this.appendTx = this.db.transaction((cols: ReadingColumns, entry: PendingEntry, stored: Uint8Array) =>
+      this.appendInTransaction(cols, entry, stored),
+    ).immediate;
+    this.compactSliceTx = this.db.transaction((round: Round, first: number, end: number, last: boolean) => {
+      for (let d = first; d < end; d++) this.compactDevice(round.grouped, d, round.entries);
+      if (last) {
+        this.clearJournal.run(round.through);
+        this.clearProgress.run();
+      } else {
+        this.saveProgress.run(round.through, round.grouped.keys[end - 1]!);
+      }
+    }).immediate;
     this.replayJournal();
   }
 
@@ -199,7 +217,7 @@ export class SqliteWriter {
     // Seqs only grow within a run (a rowid could be reused once compaction empties the journal).
     const entry = this.pending.begin(this.lastSeq + 1, entryReadings(cols));
     try {
-      this.db.transaction(() => this.appendInTransaction(cols, entry, stored)).immediate();
+      this.appendTx(cols, entry, stored);
     } catch (err) {
       // What the caches learnt inside the rolled-back transaction is no longer true.
       this.forgetDevices();
@@ -308,15 +326,7 @@ export class SqliteWriter {
     const end = sliceEnds[round.next]!;
     const last = round.next === sliceEnds.length - 1;
     try {
-      this.db.transaction(() => {
-        for (let d = first; d < end; d++) this.compactDevice(grouped, d, round.entries);
-        if (last) {
-          this.clearJournal.run(round.through);
-          this.clearProgress.run();
-        } else {
-          this.saveProgress.run(round.through, grouped.keys[end - 1]!);
-        }
-      }).immediate();
+      this.compactSliceTx(round, first, end, last);
     } catch (err) {
       this.forgetDevices();
       throw err;
