@@ -80,6 +80,8 @@ const DEVICE_CACHE_LIMIT = 200_000;
  * 3.5 KB).
  */
 const APPEND_CHUNK_BYTES = 3500;
+/** WAL pages between automatic checkpoints (SQLite's default is 1,000). */
+const WAL_CHECKPOINT_PAGES = 4000;
 /** New chunks are cut at this size: what a point lookup or a query decodes per chunk. */
 const NEW_CHUNK_BYTES = 16_384;
 
@@ -148,6 +150,12 @@ export class SqliteWriter {
     this.db.pragma(`synchronous = ${config.synchronous}`);
     this.db.pragma(`cache_size = ${-config.cacheMiB * 1024}`);
     this.db.pragma('busy_timeout = 5000');
+    // A checkpoint copies each page once however many times the WAL holds it, and the journal's and
+    // the device summaries' pages are rewritten every round: checkpointing every 4,000 pages (64 MiB)
+    // rather than SQLite's 1,000 wrote a fifth fewer bytes per reading in fleet-wide bulk, and the
+    // truncation keeps the WAL file from staying larger than that after a checkpoint.
+    this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    this.db.pragma(`journal_size_limit = ${WAL_CHECKPOINT_PAGES * 16384}`);
     migrate(this.db);
     this.selectDevice = this.db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
