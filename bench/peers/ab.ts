@@ -7,7 +7,7 @@
  *   node --import tsx bench/peers/ab.ts [--workload bulk|single] [--rounds 14] [--seconds 1.5] [--skip 4] \
  *     'base=node /tmp/wt-base/dist/app/cli.js serve' 'new=node dist/app/cli.js serve' [@influxdb] [@victoria-metrics]
  *
- * A server is `name=command`, started with TALLY_PORT, TALLY_HOST, TALLY_DATA_DIR (fresh) and
+ * A server is `name=command`, started with TALLY_PORT (and BARE_PORT, for bench/bare-server.ts), TALLY_HOST, TALLY_DATA_DIR (fresh) and
  * TALLY_SYNCHRONOUS=FULL set (`env X=Y node ...` overrides), or `@influxdb` / `@victoria-metrics`.
  * The first server is the base of the ratios; the first `--skip` rounds are warm-up, left out.
  */
@@ -77,7 +77,7 @@ for (const spec of specs) {
   if (eq < 1) throw new Error(`expected name=command, got ${spec}`);
   const [command, ...args] = spec.slice(eq + 1).split(' ').filter((a) => a !== '');
   const port = await freePort();
-  const env = { ...process.env, TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn', TALLY_SYNCHRONOUS: 'FULL' };
+  const env = { ...process.env, BARE_PORT: String(port), TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn', TALLY_SYNCHRONOUS: 'FULL' };
   const child = spawn(command!, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const ledger = new Ledger(bodiesIn('json'));
   contenders.push({ name: spec.slice(0, eq), pid: child.pid!, url: `http://127.0.0.1:${port}`, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], stop: () => void child.kill('SIGTERM') });
