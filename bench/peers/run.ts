@@ -76,9 +76,10 @@ const MAX_SINGLE_RATE = 40_000;
 /** Time limit of one bulk pass, seconds. */
 const BULK_MAX_SECONDS = 600;
 /**
- * Bulk warm-up is timed in parts of this many steps. A fresh Node.js process compiles its hot paths
- * while it runs: Tally's first 1,000 steps ran at 0.5-0.6 of its speed after 4,000, and so did a
- * restart on the same data dir, so it is the compiler, not the data (BENCHMARKS.md).
+ * Bulk warm-up is timed in parts of this many steps. A fresh Node.js process is still warming up
+ * (compiling its hot paths, sizing its heap) while it runs: Tally's first 1,000 steps ran at
+ * 0.5-0.6 of its speed after 4,000, and so did a restart on the same data dir, so it is the
+ * process, not the data (bench/peers/warmup.ts, BENCHMARKS.md).
  */
 const WARMUP_PART_STEPS = 1000;
 

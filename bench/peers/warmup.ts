@@ -1,9 +1,10 @@
 /**
  * Tally's bulk speed from its start, in parts: on a fresh data dir, then after a restart on the same
- * dir. If a restarted server is as slow at first as a fresh one, the slow start is the JIT compiler
- * warming up, not the data (why `npm run bench:peers` warms each server up before timing it).
+ * dir. If a restarted server is as slow at first as a fresh one, the slow start is the process
+ * warming up (JIT compilation, heap sizing), not the data: why `npm run bench:peers` warms each
+ * server up before timing it. `--node-args` passes flags to Tally's node (e.g. V8 flags to try).
  *
- *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000]
+ *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000] [--node-args '--flag ...']
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,9 @@ import { ticksPerSecond } from './proc.js';
 import { tally } from './systems.js';
 import { bulkPlan, deviceIds, render } from './workload.js';
 
-const { values } = parseArgs({ options: { parts: { type: 'string', default: '5' }, steps: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({
+  options: { parts: { type: 'string', default: '5' }, steps: { type: 'string', default: '1000' }, 'node-args': { type: 'string', default: '' } },
+});
 const parts = Number(values.parts);
 const steps = Number(values.steps);
 const DEVICES = 1000;
@@ -30,7 +33,7 @@ function threadCpu(pid: number): Map<string, number> {
   return out;
 }
 
-const system = tally();
+const system = tally({ nodeArgs: values['node-args']!.split(' ').filter((a) => a !== '') });
 const dir = mkdtempSync(join(tmpdir(), 'tally-warmup-'));
 const plan = bulkPlan(1, DEVICES, 2 * parts * steps);
 const ledger = new Ledger(render(plan, 'json', deviceIds(DEVICES)));
