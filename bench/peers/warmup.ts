@@ -4,7 +4,7 @@
  * warming up (JIT compilation, heap sizing), not the data: why `npm run bench:peers` warms each
  * server up before timing it. `--node-args` passes flags to Tally's node (e.g. V8 flags to try).
  *
- *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000] [--node-args '--flag ...']
+ *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000] [--node-args='--flag ...']
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
