@@ -1,6 +1,6 @@
 /** Server processes of the peers bench: spawned, measured through /proc and stopped by PID. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 let clockTicks: number | undefined;
@@ -19,8 +19,29 @@ export function ticksPerSecond(): number {
 
 /** User + system CPU seconds of a process so far (every thread), or undefined if it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** User + system CPU seconds of each thread of a process so far, by thread id (empty if it is gone). */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const s = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+    if (s !== undefined) out.set(tid, s);
+  }
+  return out;
+}
+
+/** utime + stime of a /proc stat file, seconds. */
+function statCpuSeconds(path: string): number | undefined {
+  try {
+    const stat = readFileSync(path, 'utf8');
     // Fields after the command name, which is in parentheses and may hold spaces.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the line: 12 and 13 after the command name.

@@ -227,14 +227,8 @@ function figures(load: LoadResult, readingsPerRequest: number, before: Usage, af
 async function timedWarmup(server: Server, run: () => Promise<LoadResult>): Promise<WarmupFigures> {
   const before = usage(server);
   const load = await run();
-  const after = usage(server);
-  const cpuS = before.cpuS === undefined || after.cpuS === undefined ? null : after.cpuS - before.cpuS;
-  const part = {
-    readings: load.okReadings,
-    seconds: load.elapsedS,
-    readingsPerS: load.readingsPerS,
-    cpuSPerMillion: cpuS === null || load.okReadings === 0 ? null : (cpuS / load.okReadings) * 1e6,
-  };
+  const f = figures(load, load.okReadings / Math.max(1, load.okRequests), before, usage(server), server);
+  const part = { readings: f.okReadings, seconds: f.elapsedS, readingsPerS: f.readingsPerS, cpuSPerMillion: f.cpuSPerMillion };
   console.log(`  warm-up: ${Math.round(part.readingsPerS).toLocaleString('en-US')} readings/s, server CPU ${part.cpuSPerMillion?.toFixed(2) ?? '?'} s/M`);
   return part;
 }

@@ -6,12 +6,12 @@
  *
  *   npm run build && node --import tsx bench/peers/warmup.ts [--parts 5] [--steps 1000] [--node-args='--flag ...']
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ledger, runLoad } from './load.js';
-import { ticksPerSecond } from './proc.js';
+import { threadCpuSeconds } from './proc.js';
 import { tally } from './systems.js';
 import { bulkPlan, deviceIds, render } from './workload.js';
 
@@ -21,17 +21,6 @@ const { values } = parseArgs({
 const parts = Number(values.parts);
 const steps = Number(values.steps);
 const DEVICES = 1000;
-
-/** CPU seconds of each thread of a process, by thread id. */
-function threadCpu(pid: number): Map<string, number> {
-  const hz = ticksPerSecond();
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    out.set(tid, (Number(fields[11]) + Number(fields[12])) / hz);
-  }
-  return out;
-}
 
 const system = tally({ nodeArgs: values['node-args']!.split(' ').filter((a) => a !== '') });
 const dir = mkdtempSync(join(tmpdir(), 'tally-warmup-'));
@@ -44,9 +33,9 @@ try {
     const line: string[] = [];
     try {
       for (let p = 0; p < parts; p++) {
-        const before = threadCpu(server.proc.pid);
+        const before = threadCpuSeconds(server.proc.pid);
         const load = await runLoad(ledger, { url: server.url, path: system.writePath, contentType: system.contentType, connections: 8, maxBodies: steps, maxSeconds: 600, readingsIn: () => DEVICES });
-        const used = [...threadCpu(server.proc.pid)].map(([tid, s]) => ((s - (before.get(tid) ?? 0)) / load.okReadings) * 1e6).sort((a, b) => b - a);
+        const used = [...threadCpuSeconds(server.proc.pid)].map(([tid, s]) => ((s - (before.get(tid) ?? 0)) / load.okReadings) * 1e6).sort((a, b) => b - a);
         const all = used.reduce((a, b) => a + b, 0);
         line.push(`${Math.round(load.readingsPerS / 1000)}k (${all.toFixed(2)}: ${used[0]!.toFixed(2)}, ${used[1]!.toFixed(2)})`);
       }

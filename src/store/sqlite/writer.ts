@@ -80,6 +80,8 @@ const DEVICE_CACHE_LIMIT = 200_000;
  * 3.5 KB).
  */
 const APPEND_CHUNK_BYTES = 3500;
+/** Page size of a new database file. */
+const PAGE_BYTES = 16_384;
 /** WAL pages between automatic checkpoints (SQLite's default is 1,000). */
 const WAL_CHECKPOINT_PAGES = 4000;
 /** New chunks are cut at this size: what a point lookup or a query decodes per chunk. */
@@ -145,7 +147,7 @@ export class SqliteWriter {
     this.db = new Database(config.file);
     // Takes effect on a new file only: 16 KiB pages suit journal rows of whole batches and chunk
     // rows of kilobytes (measured +15% on fleet-wide batches against 4 KiB).
-    this.db.pragma('page_size = 16384');
+    this.db.pragma(`page_size = ${PAGE_BYTES}`);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${config.synchronous}`);
     this.db.pragma(`cache_size = ${-config.cacheMiB * 1024}`);
@@ -155,7 +157,7 @@ export class SqliteWriter {
     // rather than SQLite's 1,000 wrote a fifth fewer bytes per reading in fleet-wide bulk, and the
     // truncation keeps the WAL file from staying larger than that after a checkpoint.
     this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
-    this.db.pragma(`journal_size_limit = ${WAL_CHECKPOINT_PAGES * 16384}`);
+    this.db.pragma(`journal_size_limit = ${WAL_CHECKPOINT_PAGES * PAGE_BYTES}`);
     migrate(this.db);
     this.selectDevice = this.db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
     this.insertDevice = this.db.prepare('INSERT INTO devices (device_id) VALUES (?)');
