@@ -1,7 +1,8 @@
+import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, test } from 'vitest';
 import type { Reading } from '../../src/domain/reading.js';
 import { chunkLine, decodeChunk, integerText } from '../../src/store/sqlite/chunk.js';
-import { toColumns } from '../../src/store/sqlite/columns.js';
+import { toColumns, transferList, type ReadingColumns } from '../../src/store/sqlite/columns.js';
 
 describe('integerText', () => {
   test('writes what String writes, for every kind of integer a timestamp can be', () => {
@@ -30,6 +31,30 @@ describe('toColumns', () => {
       start = cols.ends[i]!;
     });
     expect(start).toBe(text.length);
+  });
+});
+
+describe('toColumns buffers go to the writer thread whole', () => {
+  const r = (tsUs: number, payload: string | null) => ({ deviceId: 'a', tsUs, count: 1, tsText: null, payload });
+
+  test.each([
+    ['a one-reading batch', [r(1, null)]],
+    // ASCII payloads written in a third of their worst case: the text is copied to its exact size.
+    ['a batch far under its worst case', [r(1, `{"v":"${'x'.repeat(40_000)}"}`), r(2, null)]],
+  ])('%s is transferred, not cloned', async (_name, readings) => {
+    const cols = toColumns(readings);
+    const expected = Buffer.from(cols.text).toString('utf8');
+    const { port1, port2 } = new MessageChannel();
+    const received = new Promise<ReadingColumns>((resolve) => port2.once('message', resolve));
+    port1.postMessage(cols, transferList(cols));
+    const got = await received;
+    port1.close();
+    // A transferred buffer is detached on the sending side; a cloned one (Buffer's shared pool,
+    // which cannot be transferred) would still hold its bytes there.
+    expect(cols.text.buffer.byteLength).toBe(0);
+    expect(cols.tsUs.buffer.byteLength).toBe(0);
+    expect(Buffer.from(got.text).toString('utf8')).toBe(expected);
+    expect(got.text.buffer.byteLength).toBeLessThan(2 * got.text.byteLength + 64 * 1024);
   });
 });
 

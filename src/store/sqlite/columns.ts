@@ -53,9 +53,16 @@ export function toColumns(readings: readonly Reading[]): ReadingColumns {
     ends[i] = pos;
   }
   if (n > 0) runEnds.push(n);
-  // Payloads rarely need their worst case: do not hold (and transfer) twice the bytes used.
-  if (pos < room / 2) text = Buffer.from(text.subarray(0, pos));
-  else text = text.subarray(0, pos);
+  // Payloads rarely need their worst case: when it left much unused, copy what was written rather
+  // than hold it until compaction. Not through Buffer.from, whose small copies come from Buffer's
+  // shared pool: postMessage cannot transfer the pool, and cloned its whole 8 KiB every commit.
+  if (room - pos > SHRINK_SLACK_BYTES) {
+    const exact = Buffer.allocUnsafeSlow(pos);
+    text.copy(exact, 0, 0, pos);
+    text = exact;
+  } else {
+    text = text.subarray(0, pos);
+  }
   return { devices, runEnds: Uint32Array.from(runEnds), tsUs, counts, text, ends };
 }
 
@@ -81,6 +88,8 @@ function writeLine(out: Buffer, pos: number, r: Reading): number {
   return pos;
 }
 
+/** Unused bytes of a batch's text buffer worth a copy to drop them. */
+const SHRINK_SLACK_BYTES = 64 * 1024;
 const TAB = 9;
 const NEWLINE = 10;
 const ZERO = 48;
