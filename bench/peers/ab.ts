@@ -7,19 +7,19 @@
  *   node --import tsx bench/peers/ab.ts [--workload bulk|single] [--rounds 14] [--seconds 1.5] [--skip 4] \
  *     'base=node /tmp/wt-base/dist/app/cli.js serve' 'new=node dist/app/cli.js serve' [@influxdb] [@victoria-metrics]
  *
- * A server is `name=command`, started with TALLY_PORT (and BARE_PORT, for bench/bare-server.ts), TALLY_HOST, TALLY_DATA_DIR (fresh) and
- * TALLY_SYNCHRONOUS=FULL set (`env X=Y node ...` overrides), or `@influxdb` / `@victoria-metrics`.
- * The first server is the base of the ratios; the first `--skip` rounds are warm-up, left out.
+ * A server is `name=command`, run from the repository root with bench:peers' Tally settings
+ * (TALLY_SYNCHRONOUS=FULL) and TALLY_PORT (and BARE_PORT, for bench/bare-server.ts), TALLY_HOST,
+ * TALLY_DATA_DIR (fresh) set (`env X=Y node ...` overrides), and timed once /api/ping answers; or
+ * `@influxdb` / `@victoria-metrics`. The first server is the base of the ratios; the first `--skip` rounds are warm-up, left out.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median } from '../report.js';
 import { Ledger, runLoad } from './load.js';
-import { cpuSeconds, diskWriteBytes, freePort, sleep } from './proc.js';
-import { influxdb, victoriaMetrics } from './systems.js';
+import { cpuSeconds, diskWriteBytes, freePort, startProcess, waitReady } from './proc.js';
+import { httpOk, influxdb, ROOT, tallySettings, victoriaMetrics } from './systems.js';
 import { bulkPlan, deviceIds, render, singlePlan, type Bodies } from './workload.js';
 
 const { values: flags, positionals: specs } = parseArgs({
@@ -75,14 +75,16 @@ for (const spec of specs) {
   }
   const eq = spec.indexOf('=');
   if (eq < 1) throw new Error(`expected name=command, got ${spec}`);
+  const name = spec.slice(0, eq);
   const [command, ...args] = spec.slice(eq + 1).split(' ').filter((a) => a !== '');
   const port = await freePort();
-  const env = { ...process.env, BARE_PORT: String(port), TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn', TALLY_SYNCHRONOUS: 'FULL' };
-  const child = spawn(command!, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, ...tallySettings(), BARE_PORT: String(port), TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn' };
+  const proc = startProcess(command!, args, { cwd: ROOT, env });
+  await waitReady(name, proc, () => httpOk(`${url}/api/ping`));
   const ledger = new Ledger(bodiesIn('json'));
-  contenders.push({ name: spec.slice(0, eq), pid: child.pid!, url: `http://127.0.0.1:${port}`, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], stop: () => void child.kill('SIGTERM') });
+  contenders.push({ name, pid: proc.pid, url, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], stop: () => proc.stop() });
 }
-await sleep(3000); // the spawned servers' start
 
 const unit = bulk ? 'readings/s' : 'requests/s';
 console.log(`${flags.workload}: ${rounds} rounds of ${seconds} s, ${bulk ? 8 : 64} connections; per server: ${unit}, server CPU µs per reading, p50/p99 ms, bytes written per reading`);
@@ -117,6 +119,5 @@ try {
   }
 } finally {
   for (const c of contenders) await c.stop();
-  await sleep(500);
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

@@ -93,6 +93,8 @@ export interface PeersResults {
     readonly crashKillAfterSeconds: number;
     /** Passes of bulk and single per system, in alternation (absent in files written before it existed: 1). */
     readonly passes?: number;
+    /** Steps per timed part of the bulk warm-up (absent in files written before it existed). */
+    readonly bulkWarmupPartSteps?: number;
     readonly tally: Record<string, string>;
   };
   readonly loadGenerator: string;
@@ -273,7 +275,7 @@ peers get Influx line protocol \`m,device=<id> count=<n>i <ts>\` with \`precisio
 
 - **bulk**: ${o.devices.toLocaleString('en-US')} devices × ${o.bulkSteps.toLocaleString('en-US')} one-second steps = ${bulkReadings.toLocaleString('en-US')} readings; each request is one time step across all devices (${o.devices.toLocaleString('en-US')} readings), ${o.bulkConnections} connections, after ${o.bulkWarmupSteps.toLocaleString('en-US')} warm-up steps on the same fresh server.
 - **single**: one reading per request, ${o.singleConnections} connections, ${o.singleSeconds} s after ${o.singleWarmupSeconds} s of warm-up, on a fresh data dir.
-- **warm-up**: the timed parts measure a server that has been running, as a service in production has; what each did from its start is in the warm-up table (bulk in parts of up to 1,000 steps), and the goals table shows the bulk ratio of the first part for reference.
+- **warm-up**: the timed parts measure a server that has been running, as a service in production has; what each did from its start is in the warm-up table (bulk in parts of up to ${(o.bulkWarmupPartSteps ?? 1000).toLocaleString('en-US')} steps), and the goals table shows the bulk ratio of the first part for reference.
 - **duplicates**: after bulk, ${Math.round(o.duplicateFraction * 100)}% of the timed bulk readings are resent with greater counts, then each system's per-device sums are read back (Tally \`GET /v1/devices/<id>\`, InfluxDB \`SELECT sum(count) … GROUP BY device\`, VictoriaMetrics \`/api/v1/export\`) and matched against keep first, overwrite and double count.
 ${(o.passes ?? 1) > 1 ? `- **passes**: bulk and single run ${o.passes} times, the systems in turn (Tally, InfluxDB, VictoriaMetrics, Tally, ...); the tables show each system's median pass, and the goals the median of the ratios of passes run side by side.\n` : ''}- **crash**: single-reading load with ${o.singleConnections} connections on a fresh data dir, \`kill -9\` of the server after ${o.crashKillAfterSeconds} s, restart on the same dir, then every acknowledged reading is looked up.
 

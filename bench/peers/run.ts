@@ -63,6 +63,13 @@ const options = {
   crashSeconds: num(flags['crash-seconds'], 3, 24),
   crashKillAfterSeconds: num(flags['crash-kill-after'], 1.5, 20),
   passes: num(flags.passes, 1, 3),
+  /**
+   * Bulk warm-up is timed in parts of this many steps. A fresh Node.js process is still warming up
+   * (compiling its hot paths, sizing its heap) while it runs: Tally's first 1,000 steps ran at
+   * 0.5-0.6 of its speed after 4,000, and so did a restart on the same data dir, so it is the
+   * process, not the data (bench/peers/warmup.ts, BENCHMARKS.md).
+   */
+  bulkWarmupPartSteps: 1000,
   tally: tallySettings(),
 };
 for (const [key, value] of Object.entries(options)) {
@@ -75,13 +82,6 @@ const outDir = resolve(flags.out!);
 const MAX_SINGLE_RATE = 40_000;
 /** Time limit of one bulk pass, seconds. */
 const BULK_MAX_SECONDS = 600;
-/**
- * Bulk warm-up is timed in parts of this many steps. A fresh Node.js process is still warming up
- * (compiling its hot paths, sizing its heap) while it runs: Tally's first 1,000 steps ran at
- * 0.5-0.6 of its speed after 4,000, and so did a restart on the same data dir, so it is the
- * process, not the data (bench/peers/warmup.ts, BENCHMARKS.md).
- */
-const WARMUP_PART_STEPS = 1000;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -263,8 +263,8 @@ async function bulkAndDuplicates(system: System, w: Workloads, result: SystemRes
     const ledger = new Ledger(bodies.bulk);
     const common = { url: server.url, path: system.writePath, contentType: system.contentType, connections: options.bulkConnections, readingsIn: readingsIn(w.bulk) };
     const warmup: WarmupFigures[] = [];
-    for (let done = 0; done < options.bulkWarmupSteps; done += WARMUP_PART_STEPS) {
-      const maxBodies = Math.min(WARMUP_PART_STEPS, options.bulkWarmupSteps - done);
+    for (let done = 0; done < options.bulkWarmupSteps; done += options.bulkWarmupPartSteps) {
+      const maxBodies = Math.min(options.bulkWarmupPartSteps, options.bulkWarmupSteps - done);
       warmup.push(await timedWarmup(server, () => runLoad(ledger, { ...common, maxBodies, maxSeconds: BULK_MAX_SECONDS })));
     }
     const before = usage(server);

@@ -68,7 +68,8 @@ function debianVersion(pkg: string): string | undefined {
   }
 }
 
-async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
+/** Whether a request to `url` answers 2xx (within 2 s). */
+export async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) });
   await res.arrayBuffer();
   return res.ok;

@@ -80,6 +80,9 @@ describe('peers bench report', () => {
     expect(section).toContain('Test CPU, 2 cores');
     expect(section).toContain('InfluxDB 1.6.7~rc0-1+b13');
     expect(section).toContain('![readings/s per system](bench/results/peers-readings.svg)');
+    expect(section).toContain('bulk in parts of up to 1,000 steps'); // files written before the part size was saved
+    const parts500 = renderSection({ ...fixture, options: { ...fixture.options, bulkWarmupPartSteps: 500 } });
+    expect(parts500).toContain('bulk in parts of up to 500 steps');
   });
 
   it('renders both charts as SVG', async () => {
