@@ -5,8 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-
-const TICKS_PER_S = 100; // USER_HZ, 100 on Linux
+import { cpuSeconds, ticksPerSecond } from './proc.js';
 
 export interface CpuShare {
   /** Percent of all cores' time during the run. */
@@ -25,20 +24,16 @@ interface Sample {
 function machineBusyS(): number {
   const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
   const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / TICKS_PER_S;
-}
-
-function processS(pid: number): number {
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  return (user! + nice! + system! + irq! + softirq! + steal!) / ticksPerSecond();
 }
 
 function sample(serverPid: number): Sample | undefined {
   try {
     const self = process.cpuUsage();
-    return { atMs: performance.now(), machineBusyS: machineBusyS(), serverS: processS(serverPid), selfS: (self.user + self.system) / 1e6 };
+    const atMs = performance.now();
+    const busyS = machineBusyS();
+    const serverS = cpuSeconds(serverPid);
+    return serverS === undefined ? undefined : { atMs, machineBusyS: busyS, serverS, selfS: (self.user + self.system) / 1e6 };
   } catch {
     return undefined;
   }

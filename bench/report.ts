@@ -13,16 +13,19 @@ export interface Machine {
   readonly loadAverage: number;
 }
 
-export function machine(): Machine {
+/** CPU model, cores, memory and Node.js version: what every bench reports of its machine. */
+export function hardware(): Pick<Machine, 'cpu' | 'cores' | 'memoryGiB' | 'node'> {
   const list = cpus();
   return {
     cpu: list[0]?.model ?? 'unknown',
     cores: list.length,
     memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
     node: process.version,
-    os: `${process.platform} ${release()}`,
-    loadAverage: Math.round(loadavg()[0]! * 100) / 100,
   };
+}
+
+export function machine(): Machine {
+  return { ...hardware(), os: `${process.platform} ${release()}`, loadAverage: Math.round(loadavg()[0]! * 100) / 100 };
 }
 
 export interface RunFigures {

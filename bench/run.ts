@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { measureCpu, type CpuShare } from './cpu.js';
+import { eachLimited, peakRssBytes, startPingServer, type Server } from './proc.js';
 import {
   figures,
   machine,
@@ -32,7 +33,6 @@ import {
   type DevicesRun,
   type RunFigures,
 } from './report.js';
-import { startBare, startTally, type ServerProcess } from './servers.js';
 import { devicesScenario, storedTotals } from './v1.js';
 import { AckTracker, makeDevices, makeNdjsonWorkload, makeWorkload, type Workload } from './workload.js';
 
@@ -79,8 +79,26 @@ const NDJSON_PER_DEVICE = 10;
 const NDJSON_BODIES_PER_S = 40;
 const tallyNodeArgs = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']];
 
+/** The built Tally (`npm run build` first) on `dataDir`, logging warnings only. */
+function startTally(dataDir: string): Promise<Server> {
+  return startPingServer('tally', process.execPath, [...tallyNodeArgs, 'dist/app/cli.js', 'serve'], { TALLY_DATA_DIR: dataDir, TALLY_LOG_LEVEL: 'warn' });
+}
+
+/** The bare Fastify server: parses the body, answers 202, stores nothing. */
+function startBare(): Promise<Server> {
+  return startPingServer('bare', process.execPath, ['--import', 'tsx', 'bench/bare-server.ts'], {});
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 15 s; then what it wrote to stderr, if anything. */
+async function stop(server: Server): Promise<void> {
+  if (!server.proc.alive()) return;
+  await server.proc.stop(15_000);
+  const stderr = server.proc.stderr();
+  if (stderr.trim() !== '') process.stderr.write(`[${server.name} stderr]\n${stderr}\n`);
+}
+
 /** Warms up, then measures, with every body unique until the workload runs out. */
-async function drive(server: ServerProcess, tracker: AckTracker, connections: number): Promise<{ result: autocannon.Result; cpu: CpuShare | null }> {
+async function drive(server: Server, tracker: AckTracker, connections: number): Promise<{ result: autocannon.Result; cpu: CpuShare | null }> {
   const options = (duration: number): autocannon.Options => ({
     url: server.url + tracker.workload.path,
     method: 'POST',
@@ -92,7 +110,7 @@ async function drive(server: ServerProcess, tracker: AckTracker, connections: nu
     requests: [tracker.request()],
   });
   if (warmupS > 0) await autocannon(options(warmupS));
-  const stopCpu = measureCpu(server.pid);
+  const stopCpu = measureCpu(server.proc.pid);
   const result = await autocannon(options(durationS));
   const cpu = stopCpu();
   // Repeated bodies only matter where they are stored.
@@ -107,14 +125,6 @@ function gitDescribe(): string {
   } catch {
     return 'unknown';
   }
-}
-
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function storedSum(url: string, devices: readonly string[]): Promise<number> {
@@ -209,9 +219,9 @@ async function scenario(workload: Workload, connections: number): Promise<{ pair
       const pairs: Array<[RunFigures, RunFigures]> = [];
       for (let p = 0; p < pairCount; p++) {
         const bareRun = await drive(bare, bareTracker, connections);
-        const bareFigures = figures('bare', workload.name, workload.readingsPerRequest, bareRun, bare.peakRss());
+        const bareFigures = figures('bare', workload.name, workload.readingsPerRequest, bareRun, peakRssBytes(bare.proc.pid));
         const tallyRun = await drive(tally, tracker, connections);
-        const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, tally.peakRss());
+        const tallyFigures = figures('tally', workload.name, workload.readingsPerRequest, tallyRun, peakRssBytes(tally.proc.pid));
         printFigures([tallyFigures, bareFigures]);
         pairs.push([tallyFigures, bareFigures]);
       }
@@ -220,19 +230,19 @@ async function scenario(workload: Workload, connections: number): Promise<{ pair
       return { pairs, check };
     });
   } finally {
-    await bare.stop();
+    await stop(bare);
   }
 }
 
 /** Runs `fn` against Tally on a fresh data dir, then stops it and removes the dir. */
-async function withTally<T>(fn: (tally: ServerProcess) => Promise<T>): Promise<T> {
+async function withTally<T>(fn: (tally: Server) => Promise<T>): Promise<T> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
   try {
-    const tally = await startTally(dataDir, tallyNodeArgs);
+    const tally = await startTally(dataDir);
     try {
       return await fn(tally);
     } finally {
-      await tally.stop();
+      await stop(tally);
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 import autocannon from 'autocannon';
 import { measureCpu } from './cpu.js';
 import type { DevicesRun, MixRun, PagingRun } from './report.js';
-import type { ServerProcess } from './servers.js';
+import { peakRssBytes, type Server } from './proc.js';
 import { BASE_MS, V1_PATH } from './workload.js';
 
 interface DeviceItem {
@@ -100,13 +100,13 @@ const LISTINGS: readonly Listing[] = [
 ];
 
 /** `passes` full listings, each checked to hold every loaded device exactly once, in order. */
-async function timeListing(server: ServerProcess, listing: Listing, known: ReadonlySet<string>, passes: number): Promise<PagingRun> {
+async function timeListing(server: Server, listing: Listing, known: ReadonlySet<string>, passes: number): Promise<PagingRun> {
   const latencies: number[] = [];
   const distinct: number[] = [];
   let items = 0;
   let ordered = true;
   let unknown = 0;
-  const stopCpu = measureCpu(server.pid);
+  const stopCpu = measureCpu(server.proc.pid);
   const started = performance.now();
   for (let pass = 0; pass < passes; pass++) {
     const seen = new Set<string>();
@@ -156,7 +156,7 @@ async function checkPrefixes(url: string, devices: readonly string[]): Promise<b
 }
 
 /** 8 (or so) connections asking for the first page of random prefixes. */
-async function timeMix(server: ServerProcess, connections: number, warmupS: number, durationS: number): Promise<MixRun> {
+async function timeMix(server: Server, connections: number, warmupS: number, durationS: number): Promise<MixRun> {
   const paths = PREFIXES.map((p) => `/v1/devices?limit=${MIX_LIMIT}&prefix=${p}`);
   const options = (duration: number): autocannon.Options => ({
     url: server.url,
@@ -167,7 +167,7 @@ async function timeMix(server: ServerProcess, connections: number, warmupS: numb
     requests: [{ setupRequest: (request) => ({ ...request, method: 'GET', path: paths[Math.floor(Math.random() * paths.length)]! }) }],
   });
   if (warmupS > 0) await autocannon(options(warmupS));
-  const stopCpu = measureCpu(server.pid);
+  const stopCpu = measureCpu(server.proc.pid);
   const result = await autocannon(options(durationS));
   const cpu = stopCpu();
   return {
@@ -185,7 +185,7 @@ async function timeMix(server: ServerProcess, connections: number, warmupS: numb
 
 /** The devices scenario against a running Tally with an empty data dir. */
 export async function devicesScenario(
-  server: ServerProcess,
+  server: Server,
   devices: readonly string[],
   options: { passes: number; connections: number; warmupS: number; durationS: number },
 ): Promise<DevicesRun> {
@@ -196,7 +196,7 @@ export async function devicesScenario(
   const paging: PagingRun[] = [];
   for (const listing of LISTINGS) paging.push(await timeListing(server, listing, known, options.passes));
   const mix = await timeMix(server, options.connections, options.warmupS, options.durationS);
-  const peak = server.peakRss();
+  const peak = peakRssBytes(server.proc.pid);
   return {
     devices: devices.length,
     loadS,

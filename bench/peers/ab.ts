@@ -16,11 +16,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuSeconds, diskWriteBytes, startPingServer } from '../proc.js';
 import { median } from '../report.js';
 import { Ledger, runLoad } from './load.js';
-import { cpuSeconds, diskWriteBytes, freePort, startProcess, waitReady } from './proc.js';
-import { httpOk, influxdb, ROOT, tallySettings, victoriaMetrics } from './systems.js';
-import { bulkPlan, deviceIds, render, singlePlan, type Bodies } from './workload.js';
+import { influxdb, tallySettings, victoriaMetrics } from './systems.js';
+import { bulkPlan, deviceIds, readingsIn, render, singlePlan, type Bodies } from './workload.js';
 
 const { values: flags, positionals: specs } = parseArgs({
   options: {
@@ -42,7 +42,6 @@ const DEVICES = 1000;
 const ids = deviceIds(DEVICES);
 // Enough bodies for every round above the fastest rates seen here (bulk ~1 M readings/s, single ~25 k requests/s).
 const plan = bulk ? bulkPlan(1, DEVICES, Math.ceil(rounds * seconds * 1200)) : singlePlan(1, DEVICES, Math.ceil(rounds * seconds * 50_000));
-const readingsIn = (b: number) => plan.bodyStart[b + 1]! - plan.bodyStart[b]!;
 const bodies: Partial<Record<'json' | 'line', Bodies>> = {};
 const bodiesIn = (format: 'json' | 'line') => (bodies[format] ??= render(plan, format, ids));
 
@@ -77,11 +76,7 @@ for (const spec of specs) {
   if (eq < 1) throw new Error(`expected name=command, got ${spec}`);
   const name = spec.slice(0, eq);
   const [command, ...args] = spec.slice(eq + 1).split(' ').filter((a) => a !== '');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, ...tallySettings(), BARE_PORT: String(port), TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn' };
-  const proc = startProcess(command!, args, { cwd: ROOT, env });
-  await waitReady(name, proc, () => httpOk(`${url}/api/ping`));
+  const { url, proc } = await startPingServer(name, command!, args, { ...tallySettings(), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn' });
   const ledger = new Ledger(bodiesIn('json'));
   contenders.push({ name, pid: proc.pid, url, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], stop: () => proc.stop() });
 }
@@ -101,7 +96,7 @@ try {
         connections: bulk ? 8 : 64,
         maxBodies: Number.MAX_SAFE_INTEGER,
         maxSeconds: seconds,
-        readingsIn,
+        readingsIn: readingsIn(plan),
       });
       const cpuUs = (((cpuSeconds(c.pid) ?? NaN) - cpu0) / load.okReadings) * 1e6;
       const bytes = ((diskWriteBytes(c.pid) ?? NaN) - disk0) / load.okReadings;

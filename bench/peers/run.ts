@@ -11,15 +11,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuSeconds, diskWriteBytes, peakRssBytes, pgrep, ROOT, sleep } from '../proc.js';
+import { hardware } from '../report.js';
 import { checkCrash, checkSums, classifyDuplicates, expectations } from './correctness.js';
 import { Ledger, runLoad, type LoadResult } from './load.js';
-import { cpuSeconds, diskWriteBytes, peakRssBytes, pgrep, sleep } from './proc.js';
 import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WarmupFigures, type WorkloadFigures } from './report.js';
-import { influxdb, ROOT, SYSTEM_IDS, tally, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
-import { bulkPlan, deviceIds, duplicatesPlan, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
+import { influxdb, SYSTEM_IDS, tally, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
+import { bulkPlan, deviceIds, duplicatesPlan, readingsIn, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -143,15 +144,8 @@ function machine(): PeersResults['machine'] {
   } catch {
     // no df
   }
-  const list = cpus();
-  return {
-    cpu: list[0]?.model ?? 'unknown',
-    cores: list.length,
-    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
-    os,
-    node: process.version,
-    filesystem,
-  };
+  const { cpu, cores, memoryGiB, node } = hardware();
+  return { cpu, cores, memoryGiB, os, node, filesystem };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,10 +188,6 @@ function makeWorkloads(formats: ReadonlySet<Format>): Workloads {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function readingsIn(p: Plan): (b: number) => number {
-  return (b) => p.bodyStart[b + 1]! - p.bodyStart[b]!;
-}
 
 /** Server CPU seconds and disk write bytes so far, sampled around a timed run. */
 interface Usage {

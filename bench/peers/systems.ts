@@ -5,21 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, startProcess, waitReady, type Proc } from './proc.js';
+import { eachLimited, freePort, httpOk, ROOT, startPingServer, startProcess, startServer, type Server } from '../proc.js';
 import { FIELD, MEASUREMENT, readingKey, type Format } from './workload.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export type { Server };
 
 export type SystemId = 'tally' | 'influxdb' | 'victoria-metrics';
 export const SYSTEM_IDS: readonly SystemId[] = ['tally', 'influxdb', 'victoria-metrics'];
-
-export interface Server {
-  readonly url: string;
-  readonly proc: Proc;
-  /** Seconds from spawn until the server answered its health check. */
-  readonly readyS: number;
-}
 
 export interface System {
   readonly id: SystemId;
@@ -68,29 +60,11 @@ function debianVersion(pkg: string): string | undefined {
   }
 }
 
-/** Whether a request to `url` answers 2xx (within 2 s). */
-export async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) });
-  await res.arrayBuffer();
-  return res.ok;
-}
-
 async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(120_000) });
   const text = await res.text();
   if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
-}
-
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function indexOf(ids: readonly string[]): Map<string, number> {
@@ -135,21 +109,12 @@ export function tally(options: TallyOptions = {}): System {
       }
       return `${pkg.version} (${commit})`;
     },
-    start: async (dataDir) => {
-      const port = await freePort();
-      const env = {
-        ...process.env,
+    start: (dataDir) =>
+      startPingServer('tally', process.execPath, [...(options.nodeArgs ?? []), cli, 'serve'], {
         ...tallySettings(),
         TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? 'warn',
-        TALLY_HOST: '127.0.0.1',
-        TALLY_PORT: String(port),
         TALLY_DATA_DIR: dataDir,
-      };
-      const proc = startProcess(process.execPath, [...(options.nodeArgs ?? []), cli, 'serve'], { cwd: ROOT, env });
-      const url = `http://127.0.0.1:${port}`;
-      const readyS = await waitReady('tally', proc, () => httpOk(`${url}/api/ping`));
-      return { url, proc, readyS };
-    },
+      }),
     prepare: async () => {},
     makeVisible: async () => {},
     sums: async (server, ids) => {
@@ -254,19 +219,20 @@ export function influxdb(): System {
     acknowledges: 'after the WAL write is fsynced (wal-fsync-delay 0s, the default)',
     missing: () => (onPath('influxd') ? undefined : 'influxd not found: install it with `apt-get install influxdb`'),
     version: () => debianVersion('influxdb') ?? execFileSync('influxd', ['version'], { encoding: 'utf8' }).trim(),
-    start: async (dataDir) => {
-      const [httpPort, rpcPort] = [await freePort(), await freePort()];
-      const conf = join(dataDir, 'influxdb.conf');
-      writeFileSync(conf, influxConfig(dataDir, httpPort, rpcPort));
-      const proc = startProcess('influxd', ['-config', conf], { cwd: dataDir });
-      const url = `http://127.0.0.1:${httpPort}`;
-      const readyS = await waitReady('influxd', proc, async () => {
-        const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(2_000) });
-        await res.arrayBuffer();
-        return res.status === 204;
-      });
-      return { url, proc, readyS };
-    },
+    start: (dataDir) =>
+      startServer(
+        'influxd',
+        async (httpPort) => {
+          const conf = join(dataDir, 'influxdb.conf');
+          writeFileSync(conf, influxConfig(dataDir, httpPort, await freePort()));
+          return startProcess('influxd', ['-config', conf], { cwd: dataDir });
+        },
+        async (url) => {
+          const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(2_000) });
+          await res.arrayBuffer();
+          return res.status === 204;
+        },
+      ),
     prepare: async (server) => {
       await influxQuery(server, `CREATE DATABASE ${INFLUX_DB}`);
     },
@@ -328,19 +294,20 @@ export function victoriaMetrics(): System {
     missing: () =>
       onPath('victoria-metrics') ? undefined : 'victoria-metrics not found: install it with `apt-get install victoria-metrics`',
     version: () => debianVersion('victoria-metrics') ?? 'unknown',
-    start: async (dataDir) => {
-      const port = await freePort();
+    start: (dataDir) => {
       const storage = join(dataDir, 'data');
       mkdirSync(storage, { recursive: true });
-      const proc = startProcess(
+      return startServer(
         'victoria-metrics',
-        // A long retention so the bench's fixed 2024 timestamps are inside it (the default is a month).
-        [`-storageDataPath=${storage}`, `-httpListenAddr=127.0.0.1:${port}`, '-retentionPeriod=100y', '-loggerLevel=WARN'],
-        { cwd: dataDir },
+        (port) =>
+          startProcess(
+            'victoria-metrics',
+            // A long retention so the bench's fixed 2024 timestamps are inside it (the default is a month).
+            [`-storageDataPath=${storage}`, `-httpListenAddr=127.0.0.1:${port}`, '-retentionPeriod=100y', '-loggerLevel=WARN'],
+            { cwd: dataDir },
+          ),
+        (url) => httpOk(`${url}/health`),
       );
-      const url = `http://127.0.0.1:${port}`;
-      const readyS = await waitReady('victoria-metrics', proc, () => httpOk(`${url}/health`));
-      return { url, proc, readyS };
     },
     prepare: async () => {},
     makeVisible: async (server) => {

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { threadCpuSeconds } from '../proc.js';
 import { Ledger, runLoad } from './load.js';
-import { threadCpuSeconds } from './proc.js';
 import { tally } from './systems.js';
 import { bulkPlan, deviceIds, render } from './workload.js';
 

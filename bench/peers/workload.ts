@@ -178,6 +178,11 @@ export function readingKey(device: number, ts: number): number {
   return device * 4294967296 + ts;
 }
 
+/** Readings in each body of `p`, by body index. */
+export function readingsIn(p: Plan): (b: number) => number {
+  return (b) => p.bodyStart[b + 1]! - p.bodyStart[b]!;
+}
+
 /** Per-device sum of counts over the bodies `include` accepts (all by default). */
 export function sumsByDevice(p: Plan, devices: number, include: (b: number) => boolean = () => true): Float64Array {
   const sums = new Float64Array(devices);

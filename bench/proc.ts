@@ -1,7 +1,15 @@
-/** Server processes of the peers bench: spawned, measured through /proc and stopped by PID. */
+/**
+ * The server processes of every bench harness (`npm run bench`, `npm run bench:peers`,
+ * bench/peers/ab.ts, bench/peers/warmup.ts): started on a free port of 127.0.0.1, waited for until
+ * they answer, measured through /proc and stopped by PID; killed by PID if the bench exits first.
+ */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: Tally's servers run from here. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 let clockTicks: number | undefined;
 
@@ -104,6 +112,8 @@ export interface Proc {
   alive(): boolean;
   /** The last few KiB the process wrote (stdout and stderr). */
   output(): string;
+  /** The last few KiB the process wrote to stderr alone. */
+  stderr(): string;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
   /** kill -9 and wait for the exit. */
@@ -118,11 +128,15 @@ export function startProcess(command: string, args: readonly string[], options: 
   const pid = child.pid;
   running.set(pid, child);
   let tail = '';
+  let errTail = '';
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString('utf8')).slice(-TAIL);
   };
   child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stderr!.on('data', (chunk: Buffer) => {
+    keep(chunk);
+    errTail = (errTail + chunk.toString('utf8')).slice(-TAIL);
+  });
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('error', (err) => {
@@ -150,6 +164,7 @@ export function startProcess(command: string, args: readonly string[], options: 
     exited,
     alive: () => !done,
     output: () => tail,
+    stderr: () => errTail,
     stop: async (graceMs = 30_000) => {
       if (done) return;
       signal('SIGTERM');
@@ -178,6 +193,67 @@ export async function waitReady(name: string, proc: Proc, probe: () => Promise<b
     }
     await sleep(50);
   }
+}
+
+/** Whether a request to `url` answers 2xx (within 2 s). */
+export async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+/** A server started by a bench, listening on 127.0.0.1. */
+export interface Server {
+  readonly name: string;
+  readonly url: string;
+  readonly proc: Proc;
+  /** Seconds from spawn until the server answered its health check. */
+  readonly readyS: number;
+}
+
+/**
+ * Starts a server on a free port of 127.0.0.1 (`spawnAt` gets the port) and waits until `ready`
+ * answers true for its URL.
+ */
+export async function startServer(
+  name: string,
+  spawnAt: (port: number) => Proc | Promise<Proc>,
+  ready: (url: string) => Promise<boolean>,
+): Promise<Server> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = await spawnAt(port);
+  const readyS = await waitReady(name, proc, () => ready(url));
+  return { name, url, proc, readyS };
+}
+
+/**
+ * One of this repository's servers (Tally, or bench/bare-server.ts): `command args` run from the
+ * repository root with `env` on top of this process's, TALLY_HOST, TALLY_PORT and BARE_PORT set to
+ * a free port of 127.0.0.1; ready once GET /api/ping answers 2xx.
+ */
+export function startPingServer(name: string, command: string, args: readonly string[], env: Record<string, string>): Promise<Server> {
+  return startServer(
+    name,
+    (port) =>
+      startProcess(command, args, {
+        cwd: ROOT,
+        env: { ...process.env, ...env, TALLY_HOST: '127.0.0.1', TALLY_PORT: String(port), BARE_PORT: String(port) },
+      }),
+    (url) => httpOk(`${url}/api/ping`),
+  );
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** PIDs of other processes whose command line matches `pattern` (pgrep -f), without a shell. */
