@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
 import { createTally } from './tally.js';
+import type { StoreConfig } from '../store/index.js';
+
+/** What a log line says of the store: enough to find it, nothing secret. */
+function describeStore(store: StoreConfig): Record<string, unknown> {
+  return { backend: store.backend, file: store.sqlite.file, synchronous: store.sqlite.synchronous };
+}
 
 const HELP = `Usage: tally <command> [flags]
 
@@ -18,7 +24,7 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(process.env, argv);
   const tally = await createTally(config);
   const address = await tally.listen();
-  tally.server.log.info({ address, data: config.dataDir, synchronous: config.synchronous }, 'tally listening');
+  tally.server.log.info({ address, store: describeStore(config.store) }, 'tally listening');
   const stop = (signal: string) => {
     tally.server.log.info({ signal }, 'shutting down: draining the write queue');
     tally.close().then(

@@ -1,12 +1,17 @@
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
-import { ValidationError } from '../domain/errors.js';
+import { ConfigError, ValidationError } from '../domain/errors.js';
+import { storeConfig, type StoreConfig } from '../store/index.js';
+
+export { ConfigError };
 
 /** Everything Tally reads from its environment and flags, validated once at start. */
 export interface Config {
   readonly host: string;
   readonly port: number;
-  readonly dataDir: string;
+  /** The backend and its own settings (TALLY_STORE, and TALLY_SYNCHRONOUS for SQLite). */
+  readonly store: StoreConfig;
   /** Largest request body, bytes. */
   readonly bodyLimit: number;
   /** Most readings one request may carry. */
@@ -15,19 +20,11 @@ export interface Config {
   readonly queueLimit: number;
   /** Most readings in one transaction. */
   readonly maxBatchReadings: number;
-  readonly synchronous: 'FULL' | 'NORMAL';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Keep readings this long (e.g. `30d`); undefined keeps them forever. */
   readonly retention?: { readonly us: number; readonly label: string };
   /** Bearer token for admin routes (DELETE /v1/devices/:id); undefined disables them. */
   readonly adminToken?: string;
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
 }
 
 interface Setting {
@@ -41,16 +38,19 @@ interface Setting {
 export const SETTINGS = {
   host: { env: 'TALLY_HOST', flag: 'host', fallback: '127.0.0.1', help: 'address to listen on' },
   port: { env: 'TALLY_PORT', flag: 'port', fallback: '8080', help: 'TCP port (0 picks a free one)' },
-  dataDir: { env: 'TALLY_DATA_DIR', flag: 'data-dir', fallback: './data', help: 'directory of tally.db' },
+  store: { env: 'TALLY_STORE', flag: 'store', fallback: 'sqlite:<data dir>/tally.db', help: 'where readings are kept: sqlite:<path>' },
+  dataDir: { env: 'TALLY_DATA_DIR', flag: 'data-dir', fallback: './data', help: 'directory of the default store file tally.db' },
   bodyLimit: { env: 'TALLY_BODY_LIMIT', flag: 'body-limit', fallback: '4MiB', help: 'largest request body (bytes, or with KiB/MiB)' },
   maxReadings: { env: 'TALLY_MAX_READINGS', flag: 'max-readings', fallback: '10000', help: 'most readings in one request' },
   queueLimit: { env: 'TALLY_QUEUE_LIMIT', flag: 'queue-limit', fallback: '100000', help: 'most readings waiting to commit' },
   maxBatchReadings: { env: 'TALLY_MAX_BATCH', flag: 'max-batch', fallback: '20000', help: 'most readings in one transaction' },
-  synchronous: { env: 'TALLY_SYNCHRONOUS', flag: 'synchronous', fallback: 'FULL', help: 'FULL (fsync every commit) or NORMAL' },
+  synchronous: { env: 'TALLY_SYNCHRONOUS', flag: 'synchronous', fallback: 'FULL', help: 'SQLite only: FULL (fsync every commit) or NORMAL' },
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
-} as const satisfies Record<keyof Config, Setting>;
+} as const satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof SETTINGS;
 
 function integer(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
@@ -90,21 +90,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const read = (key: keyof Config): [string, string] => {
+  const read = (key: SettingName): [string, string] => {
     const s = SETTINGS[key];
     const fromFlag = flags[s.flag];
     if (fromFlag !== undefined) return [`--${s.flag}`, fromFlag];
     return [s.env, env[s.env] === undefined || env[s.env] === '' ? s.fallback : env[s.env]!];
   };
+  const [storeName, storeRaw] = read('store');
+  const location = storeRaw === SETTINGS.store.fallback ? `sqlite:${join(read('dataDir')[1], 'tally.db')}` : storeRaw;
   let config: Config = {
     host: read('host')[1],
     port: integer(...read('port'), 0, 65535),
-    dataDir: read('dataDir')[1],
+    store: storeConfig(location, { sqlite: { synchronous: oneOf(...read('synchronous'), ['FULL', 'NORMAL'] as const) } }, storeName),
     bodyLimit: size(...read('bodyLimit')),
     maxReadings: integer(...read('maxReadings'), 1, 1_000_000),
     queueLimit: integer(...read('queueLimit'), 1, 100_000_000),
     maxBatchReadings: integer(...read('maxBatchReadings'), 1, 1_000_000),
-    synchronous: oneOf(...read('synchronous'), ['FULL', 'NORMAL'] as const),
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };
   const [retentionName, retention] = read('retention');

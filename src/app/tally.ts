@@ -1,17 +1,19 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../http/server.js';
 import { RetentionWindow } from '../domain/retention.js';
+import { buildServer } from '../http/server.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
+import { IngestPipeline } from '../ingest/pipeline.js';
 import { RetentionPruner } from '../ingest/pruner.js';
-import { SqliteStore } from '../store/sqlite/store.js';
+import { openStore } from '../store/index.js';
+import type { TelemetryStore } from '../store/types.js';
 import type { Config } from './config.js';
 
 /** A running Tally: the HTTP server, the pipeline and the store, wired together. */
 export interface Tally {
   readonly server: FastifyInstance;
-  readonly store: SqliteStore;
+  readonly store: TelemetryStore;
+  /** The one entry point of every write. */
+  readonly ingest: IngestPipeline;
   readonly batcher: GroupCommitBatcher;
   /** Present when TALLY_RETENTION is set. */
   readonly pruner: RetentionPruner | undefined;
@@ -21,28 +23,27 @@ export interface Tally {
   close(): Promise<void>;
 }
 
+/** Retention sweeps: often enough that little piles up, in deletes small enough not to hold ingest up. */
+const PRUNE_INTERVAL_MS = 60_000;
+const PRUNE_BATCH = 2_000;
+
 export async function createTally(config: Config): Promise<Tally> {
-  mkdirSync(config.dataDir, { recursive: true });
-  const store = await SqliteStore.open({
-    file: join(config.dataDir, 'tally.db'),
-    synchronous: config.synchronous,
-    cacheMiB: 64,
-    compactRows: 100_000,
-  });
+  const store = await openStore(config.store);
   const batcher = new GroupCommitBatcher(store, {
     queueLimit: config.queueLimit,
     maxBatchReadings: config.maxBatchReadings,
   });
   const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
+  const ingest = new IngestPipeline(batcher, { retention });
   const server = buildServer(
-    { store, batcher, maxReadings: config.maxReadings, retention, adminToken: config.adminToken },
-    { bodyLimit: config.bodyLimit, logger: { level: config.logLevel } },
+    { store, ingest, batcher, maxReadings: config.maxReadings },
+    { bodyLimit: config.bodyLimit, logger: { level: config.logLevel }, adminToken: config.adminToken },
   );
   const pruner =
     retention &&
     new RetentionPruner(store, retention, {
-      intervalMs: 60_000,
-      batchLimit: 2_000,
+      intervalMs: PRUNE_INTERVAL_MS,
+      batchLimit: PRUNE_BATCH,
       onError: (err) => server.log.error({ err }, 'retention sweep failed'),
     });
   pruner?.start();
@@ -70,6 +71,7 @@ export async function createTally(config: Config): Promise<Tally> {
   return {
     server,
     store,
+    ingest,
     batcher,
     pruner,
     listen: () => server.listen({ host: config.host, port: config.port }),

@@ -73,3 +73,20 @@ export class ShuttingDownError extends TallyError {
     this.name = 'ShuttingDownError';
   }
 }
+
+/** A setting that cannot be used; the message names the variable or flag. Stops the start. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A page cursor the store did not issue, or issued for another listing. A 400 at the boundary. */
+export class InvalidCursorError extends TallyError {
+  readonly code = 'InvalidInput' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidCursorError';
+  }
+}

@@ -1,5 +1,4 @@
 import { ValidationError } from './errors.js';
-import { parseTimestamp } from './timestamp.js';
 
 /**
  * A validated reading, ready to store. Identity is (deviceId, tsUs): the first write wins.
@@ -100,16 +99,4 @@ export function serializePayload(value: unknown, field: string): string {
     throw new ValidationError(field, `${field} is larger than ${LIMITS.payloadMaxBytes} bytes`);
   }
   return text;
-}
-
-/** Builds a reading from a device id and an RFC 3339 timestamp string, both already checked or raw. */
-export function readingFromText(
-  deviceId: string,
-  timestamp: unknown,
-  count: number | null,
-  payload: string | null,
-  timestampField: string,
-): Reading {
-  const instant = parseTimestamp(timestamp, timestampField);
-  return { deviceId, tsUs: instant.us, tsText: timestamp as string, count, payload };
 }

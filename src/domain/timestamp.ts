@@ -201,8 +201,11 @@ function parseOrExplain(value: unknown, field: string): Instant {
 const MIN_US = Date.UTC(MIN_YEAR, 0, 1) * 1000;
 const MAX_US = Date.UTC(MAX_YEAR + 1, 0, 1) * 1000 - 1;
 
+/** Units a numeric epoch may be given in. */
+export type EpochUnit = 's' | 'ms' | 'us';
+
 /** Converts a numeric epoch in the given unit to microseconds, or throws naming `field`. */
-export function epochToMicros(value: unknown, unit: 's' | 'ms' | 'us', field: string): number {
+export function epochToMicros(value: unknown, unit: EpochUnit, field: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new ValidationError(field, `${field} must be a number of ${unitName(unit)} since the Unix epoch`);
   }
@@ -222,7 +225,7 @@ export function epochToMicros(value: unknown, unit: 's' | 'ms' | 'us', field: st
   return us;
 }
 
-function unitName(unit: 's' | 'ms' | 'us'): string {
+function unitName(unit: EpochUnit): string {
   return unit === 's' ? 'seconds' : unit === 'ms' ? 'milliseconds' : 'microseconds';
 }
 

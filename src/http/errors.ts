@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
+import { InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
 export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Forbidden' | 'Internal';
 
@@ -82,7 +82,9 @@ function issueFrom(error: AjvIssue): Issue {
 function describeError(error: unknown): Problem {
   if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message };
   if (error instanceof TallyError) {
-    const field = error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : undefined;
+    // Every listing of every surface takes its cursor as the query parameter `cursor`.
+    const field =
+      error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : error instanceof InvalidCursorError ? 'cursor' : undefined;
     const retryAfterSeconds = 'retryAfterSeconds' in error ? (error.retryAfterSeconds as number) : undefined;
     return { status: STATUS_BY_CODE[error.code], code: error.code, message: error.message, field, retryAfterSeconds };
   }

@@ -2,10 +2,11 @@ import Ajv from 'ajv';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { RetentionWindow } from '../domain/retention.js';
 import { LIMITS } from '../domain/reading.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
+import { enforceAccess } from './access.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
@@ -17,11 +18,15 @@ import { vitalDataSurface } from './surfaces/vital-data.js';
 /** What every surface is handed: the pipeline for writes, the store for reads, and the limits. */
 export interface SurfaceDeps {
   readonly store: TelemetryStore;
+  /** Every write goes through it: checks, retention, group commit. */
+  readonly ingest: IngestPipeline;
+  /** For the write queue's figures (GET /check-buffer) only. */
   readonly batcher: GroupCommitBatcher;
   /** Readings one request may carry. */
   readonly maxReadings: number;
-  /** When set, readings older than the window are refused. */
-  readonly retention?: RetentionWindow;
+}
+
+export interface HttpAccess {
   /** Bearer token for admin routes; they are disabled without one. */
   readonly adminToken?: string;
 }
@@ -38,7 +43,7 @@ export interface HttpOptions {
 const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true });
 const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true });
 
-export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyInstance {
+export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
     logger: options.logger,
@@ -66,6 +71,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions): FastifyIns
     reply.code(404).send(tallyErrorBody({ status: 404, code: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` })),
   );
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, tallyErrorBody));
+  enforceAccess(app, { adminToken: options.adminToken });
 
   // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
   app.register(swagger, {

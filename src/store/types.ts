@@ -13,12 +13,6 @@ export interface DeviceSummary {
   readonly cumulativeCount: number;
 }
 
-/** A stored reading, with what places it among readings of the same instant (for cursors). */
-export interface StoredReading extends Reading {
-  /** Orders readings that share a timestamp: `(tsUs, seq)` is unique across the store. */
-  readonly seq: number;
-}
-
 export type SortOrder = 'asc' | 'desc';
 
 /** Columns a device listing can sort by; `payload` sorts by a numeric field of the latest payload. */
@@ -26,11 +20,30 @@ export type DeviceSort =
   | { readonly by: 'deviceId' | 'latestTs' | 'firstTs' | 'readingCount' | 'cumulativeCount' }
   | { readonly by: 'payload'; readonly fields: readonly string[] };
 
+/**
+ * A listing of devices with readings, sorted (ties broken by a stable key), paginated either by
+ * `cursor` (keyset: no offset scan, stable while new devices arrive) or by `offset`.
+ */
 export interface DeviceListQuery {
   readonly sort: DeviceSort;
   readonly order: SortOrder;
   readonly limit: number;
-  readonly offset: number;
+  /** `nextCursor` of the previous page, unchanged. The store rejects one it did not issue for this listing. */
+  readonly cursor?: string;
+  /** Devices to skip instead of a cursor (the Vital data surface's pages). */
+  readonly offset?: number;
+  /** Only devices whose id starts with this. */
+  readonly prefix?: string;
+  /** Also count every device the listing covers (a second query; only when asked). */
+  readonly withTotal?: boolean;
+}
+
+export interface DevicePage {
+  readonly items: DeviceSummary[];
+  /** Opaque; null on the last page. */
+  readonly nextCursor: string | null;
+  /** With `withTotal`: how many devices the listing covers in all. */
+  readonly total?: number;
 }
 
 export interface DeviceReadingsQuery {
@@ -41,23 +54,13 @@ export interface DeviceReadingsQuery {
   readonly order: SortOrder;
   /** At most this many; omit for all (callers bound the request by other means). */
   readonly limit?: number;
-  /** Continue after this timestamp (exclusive, in `order`): keyset pagination. */
-  readonly afterTsUs?: number;
-}
-
-export interface DevicePageQuery {
-  readonly sort: DeviceSort;
-  readonly order: SortOrder;
-  readonly limit: number;
-  /** `nextCursor` of the previous page, unchanged. The store rejects one it did not issue. */
+  /** `nextCursor` of the previous page, unchanged. */
   readonly cursor?: string;
-  /** Only devices whose id starts with this. */
-  readonly prefix?: string;
 }
 
-export interface DevicePage {
-  readonly items: DeviceSummary[];
-  /** Opaque; null on the last page. */
+/** A page of readings; `nextCursor` continues it (null when the page was not full). */
+export interface ReadingPage {
+  readonly items: Reading[];
   readonly nextCursor: string | null;
 }
 
@@ -83,46 +86,43 @@ export interface AggregateBucket {
   readonly avg: number | null;
 }
 
-/** Position after which a newest-first listing of all readings continues. */
-export interface RecordCursor {
-  readonly tsUs: number;
-  readonly seq: number;
-}
-
 /**
- * The storage contract. Every backend speaks domain types only; no driver type leaks out.
- * Writes go through `appendBatch`, which the ingest pipeline calls with group-committed batches.
+ * The storage contract. Every backend speaks domain types only; no driver type leaks out, and no
+ * error names a parameter of any API (a bad cursor is an InvalidCursorError).
+ *
+ * Read-your-writes: once `appendBatch` has resolved, every read on this store (any method, any
+ * caller) sees those readings, whatever the backend does in the background (SQLite's compaction of
+ * its journal, for instance).
  */
 export interface TelemetryStore {
   /** Backend name, for logs and metrics. */
   readonly name: string;
   /**
-   * How many `appendBatch` calls may run at once. SQLite has one writer, so 1; the pipeline honours
-   * this once rather than each caller working around it.
+   * How many `appendBatch` calls the pipeline may have in flight at once; it honours this once
+   * rather than each caller working around it. SQLite commits one at a time but takes 2, so the
+   * next batch is on its way while one commits.
    */
   readonly maxConcurrentWrites: number;
 
   /**
    * Appends readings in one transaction. Resolves after the commit with one flag per input reading,
-   * in order: 1 stored, 0 a duplicate of an existing (deviceId, tsUs) (first write wins).
-   * Rejects with StorageUnavailableError when nothing was committed.
+   * in order: 1 stored, 0 a duplicate of an existing (deviceId, tsUs), or of an earlier reading of
+   * the same batch (first write wins, in batch order). Rejects with StorageUnavailableError when
+   * nothing was committed.
    */
   appendBatch(readings: readonly Reading[]): Promise<Uint8Array>;
 
   /** The device's summary, or undefined for a device with no readings. */
   getDevice(deviceId: string): Promise<DeviceSummary | undefined>;
 
-  /** The latest state of devices, sorted and paginated, with the total number of devices. */
-  listDevices(query: DeviceListQuery): Promise<{ total: number; items: DeviceSummary[] }>;
+  /** The latest state of devices, sorted and paginated (see DeviceListQuery). */
+  listDevices(query: DeviceListQuery): Promise<DevicePage>;
 
-  /** One device's readings in a time range. */
-  deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<StoredReading[]>;
+  /** One device's readings in a time range, in timestamp order; unknown devices have none. */
+  deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<ReadingPage>;
 
-  /** All readings, newest timestamp first, continuing after `after` when given. */
-  listRecords(limit: number, after?: RecordCursor): Promise<StoredReading[]>;
-
-  /** Devices sorted and keyset-paginated: no offset scans, stable while new devices arrive. */
-  listDevicePage(query: DevicePageQuery): Promise<DevicePage>;
+  /** All readings, newest timestamp first (ties in a stable order), continuing after `cursor`. */
+  listRecords(query: { readonly limit: number; readonly cursor?: string }): Promise<ReadingPage>;
 
   /** Epoch-aligned buckets of one device's readings; empty buckets are omitted. */
   aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]>;

@@ -21,15 +21,15 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       host: '127.0.0.1',
       port: 8080,
-      dataDir: './data',
+      store: { backend: 'sqlite', sqlite: { file: 'data/tally.db', synchronous: 'FULL', cacheMiB: 64, compactRows: 100_000 } },
       bodyLimit: 4 * 1024 * 1024,
       maxReadings: 10_000,
       queueLimit: 100_000,
       maxBatchReadings: 20_000,
-      synchronous: 'FULL',
       logLevel: 'info',
     });
     expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.store.sqlite)).toBe(true);
   });
 
   test('environment variables, sizes with units, retention and the admin token', () => {
@@ -49,12 +49,11 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       host: '0.0.0.0',
       port: 9000,
-      dataDir: '/var/lib/tally',
+      store: { backend: 'sqlite', sqlite: { file: '/var/lib/tally/tally.db', synchronous: 'NORMAL' } },
       bodyLimit: 512 * 1024,
       maxReadings: 500,
       queueLimit: 5000,
       maxBatchReadings: 1000,
-      synchronous: 'NORMAL',
       logLevel: 'warn',
       retention: { us: 30 * 86_400_000_000, label: '30d' },
       adminToken: 'a-long-enough-secret',
@@ -63,7 +62,28 @@ describe('loadConfig', () => {
 
   test('a flag wins over its variable', () => {
     expect(loadConfig({ TALLY_PORT: '9000' }, ['--port', '9100']).port).toBe(9100);
-    expect(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL'])).toMatchObject({ dataDir: '/tmp/x', synchronous: 'NORMAL' });
+    expect(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL']).store.sqlite).toMatchObject({ file: '/tmp/x/tally.db', synchronous: 'NORMAL' });
+    expect(loadConfig({ TALLY_STORE: 'sqlite:/a.db' }, ['--store', 'sqlite:/b.db']).store.sqlite.file).toBe('/b.db');
+  });
+
+  test('TALLY_STORE names the store: sqlite:<path>, and wins over TALLY_DATA_DIR', () => {
+    expect(loadConfig({ TALLY_STORE: 'sqlite:./elsewhere/tally.db', TALLY_DATA_DIR: '/ignored' }).store).toEqual({
+      backend: 'sqlite',
+      sqlite: { file: './elsewhere/tally.db', synchronous: 'FULL', cacheMiB: 64, compactRows: 100_000 },
+    });
+    expect(loadConfig({ TALLY_STORE: 'sqlite:///var/lib/t.db' }).store.sqlite.file).toBe('/var/lib/t.db');
+    expect(loadConfig({ TALLY_STORE: 'sqlite://rel/t.db' }).store.sqlite.file).toBe('rel/t.db');
+    expect(loadConfig({ TALLY_STORE: 'SQLite:t.db', TALLY_SYNCHRONOUS: 'normal' }).store.sqlite).toMatchObject({ file: 't.db', synchronous: 'NORMAL' });
+  });
+
+  test.each([
+    ['mysql://localhost/tally', /TALLY_STORE.*unknown scheme "mysql"/],
+    ['./data/tally.db', /TALLY_STORE must name a store as sqlite:<path>/],
+    ['sqlite:', /TALLY_STORE: the SQLite store needs a file path/],
+    ['sqlite::memory:', /TALLY_STORE: the SQLite store needs a file path/],
+    ['postgres://localhost/tally', /TALLY_STORE: PostgreSQL is not supported/],
+  ])('TALLY_STORE=%s is refused with a message naming it', (value, message) => {
+    expect(configError({ TALLY_STORE: value }).message).toMatch(message);
   });
 
   test.each([
@@ -101,10 +121,20 @@ describe('the CLI', () => {
     expect(run.stderr).toMatch(/invalid configuration: TALLY_PORT/);
   });
 
+  test('an unknown TALLY_STORE scheme stops the start: exit code 2 and a message naming TALLY_STORE', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
+      env: { PATH: process.env.PATH ?? '', TALLY_STORE: 'mongodb://localhost/tally' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/invalid configuration: TALLY_STORE .*unknown scheme "mongodb"/);
+  });
+
   test('help lists every variable', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'help'], { encoding: 'utf8', timeout: 20_000 });
     expect(run.status).toBe(0);
-    for (const name of ['TALLY_HOST', 'TALLY_PORT', 'TALLY_DATA_DIR', 'TALLY_BODY_LIMIT', 'TALLY_MAX_READINGS', 'TALLY_QUEUE_LIMIT', 'TALLY_RETENTION']) {
+    for (const name of ['TALLY_HOST', 'TALLY_PORT', 'TALLY_STORE', 'TALLY_DATA_DIR', 'TALLY_BODY_LIMIT', 'TALLY_MAX_READINGS', 'TALLY_QUEUE_LIMIT', 'TALLY_RETENTION']) {
       expect(run.stdout).toContain(name);
     }
   });

@@ -5,7 +5,6 @@ import {
   checkCount,
   checkDeviceId,
   checkUuid,
-  readingFromText,
   serializePayload,
 } from '../../src/domain/reading.js';
 
@@ -205,21 +204,5 @@ describe('serializePayload', () => {
     // 21,846 ASCII characters * 3 > 65,536, so the exact byte count is taken, and it is small.
     const text = serializePayload({ s: 'a'.repeat(21_846) }, 'payload');
     expect(text).toHaveLength(21_854);
-  });
-});
-
-describe('readingFromText', () => {
-  test('keeps the timestamp text as sent and the parsed instant', () => {
-    expect(readingFromText('dev', '2021-09-29T16:09:15.5+01:00', 3, '{"a":1}', 'timestamp')).toEqual({
-      deviceId: 'dev',
-      tsUs: 1_632_928_155_500_000,
-      tsText: '2021-09-29T16:09:15.5+01:00',
-      count: 3,
-      payload: '{"a":1}',
-    });
-  });
-
-  test('an invalid timestamp names the given field', () => {
-    validationError(() => readingFromText('dev', '2021-02-30T00:00:00Z', null, null, 'readings[7].timestamp'), 'readings[7].timestamp');
   });
 });

@@ -40,9 +40,9 @@ describe('POST /ingest (device readings body)', () => {
     expect(res.status).toBe(202);
     expect(res.json).toEqual({
       results: [
-        { id, timestamp: '2023-01-01T00:00:02Z', success: true, status: 201 },
-        { id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 201 },
-        { id, timestamp: '2023-01-01T02:00:01+02:00', success: true, status: 201 },
+        { id, timestamp: '2023-01-01T00:00:02Z', success: true, status: 202 },
+        { id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 202 },
+        { id, timestamp: '2023-01-01T02:00:01+02:00', success: true, status: 202 },
       ],
     });
     expect((await get(t, `/devices/${id}/cumulative_count`)).json).toEqual({ cumulative_count: 5 });
@@ -52,7 +52,7 @@ describe('POST /ingest (device readings body)', () => {
     const id = `${Date.now()}`;
     const res = await ingest({ id, readings: [{ timestamp: '2023-01-01T00:00:00Z', count: 3 }] });
     expect(res.status).toBe(202);
-    expect(res.json).toEqual({ results: [{ id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 201 }] });
+    expect(res.json).toEqual({ results: [{ id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 202 }] });
   });
 
   test('duplicates across requests → 207 with status 409 "already recorded", counted once', async () => {
@@ -72,7 +72,7 @@ describe('POST /ingest (device readings body)', () => {
     expect(res.json.results).toHaveLength(3);
     expect(res.json.results[0]).toMatchObject({ id, timestamp: '2023-01-01T00:00:00Z', success: false, status: 409 });
     expect(res.json.results[0].error).toMatch(/already recorded/);
-    expect(res.json.results[1]).toEqual({ id, timestamp: '2023-01-01T00:00:01Z', success: true, status: 201 });
+    expect(res.json.results[1]).toEqual({ id, timestamp: '2023-01-01T00:00:01Z', success: true, status: 202 });
     expect(res.json.results[2]).toMatchObject({ id, timestamp: '2023-01-01T01:00:00+01:00', success: false, status: 409 });
     expect(res.json.results[2].error).toMatch(/already recorded/);
 
@@ -89,7 +89,7 @@ describe('POST /ingest (device readings body)', () => {
       ],
     });
     expect(res.status).toBe(207);
-    expect(res.json.results[0]).toEqual({ id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 201 });
+    expect(res.json.results[0]).toEqual({ id, timestamp: '2023-01-01T00:00:00Z', success: true, status: 202 });
     expect(res.json.results[1]).toMatchObject({ id, timestamp: '2023-01-01T00:00:00.000Z', success: false, status: 409 });
     expect(res.json.results[1].error).toMatch(/already recorded/);
     expect((await get(t, `/devices/${id}/cumulative_count`)).json).toEqual({ cumulative_count: 1 });
@@ -113,7 +113,7 @@ describe('POST /ingest (device readings body)', () => {
     expect(res.status).toBe(207);
     const results = res.json.results as Array<Record<string, unknown>>;
     expect(results).toHaveLength(8);
-    expect(results.map((r) => r.status)).toEqual([201, 400, 400, 400, 400, 400, 400, 201]);
+    expect(results.map((r) => r.status)).toEqual([202, 400, 400, 400, 400, 400, 400, 202]);
     expect(results.map((r) => r.success)).toEqual([true, false, false, false, false, false, false, true]);
     expect(results.every((r) => r.id === id)).toBe(true);
     expect(results[1]).toMatchObject({ timestamp: '2023-01-01T00:00:01' });
@@ -123,7 +123,7 @@ describe('POST /ingest (device readings body)', () => {
     expect(results[4]!.error).toMatch(/readings\[4\]\.timestamp/);
     expect(results[5]!.error).toMatch(/readings\[5\]/);
     expect(results[6]!.error).toMatch(/readings\[6\]\.timestamp/);
-    expect(results[7]).toEqual({ id, timestamp: '2023-01-01T00:00:07Z', success: true, status: 201 });
+    expect(results[7]).toEqual({ id, timestamp: '2023-01-01T00:00:07Z', success: true, status: 202 });
 
     const view = await get(t, `/devices/${id}`);
     expect(view.json).toEqual({
@@ -238,7 +238,7 @@ describe('GET /devices/:id...', () => {
     expect((await post(t, '/api/device-readings/create', { id, readings: [{ count: 4, timestamp: '2023-01-01T00:00:00Z' }] })).status).toBe(201);
     const res = await ingest({ id, readings: [{ timestamp: '2023-01-01T00:00:00Z', count: 4 }, { timestamp: '2023-01-01T00:00:01Z', count: 1 }] });
     expect(res.status).toBe(207);
-    expect(res.json.results.map((r: { status: number }) => r.status)).toEqual([409, 201]);
+    expect(res.json.results.map((r: { status: number }) => r.status)).toEqual([409, 202]);
     expect((await get(t, `/devices/${id}/cumulative_count`)).json).toEqual({ cumulative_count: 5 });
     expect((await get(t, `/api/device-readings/${id}/cumulative-count`)).json).toEqual({ cumulative_count: 5 });
   });

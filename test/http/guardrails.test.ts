@@ -129,7 +129,7 @@ describe('default limits', () => {
       expect(res.status).toBe(207);
       expect(res.json.results[0]).toMatchObject({ id: 'deep-dev', success: false, status: 400, timestamp: null });
       expect(res.json.results[0].error).toMatch(/readings\[0\]\.timestamp/);
-      expect(res.json.results[1]).toMatchObject({ success: true, status: 201 });
+      expect(res.json.results[1]).toMatchObject({ success: true, status: 202 });
     }
     for (const [json, field] of [
       [`{"id":${deep},"readings":[{"timestamp":"2025-01-01T00:00:00Z","count":1}]}`, 'id'],

@@ -8,15 +8,14 @@
  * that only look at their own devices use device ids no other test uses.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { StorageUnavailableError, ValidationError } from '../../src/domain/errors.js';
+import { InvalidCursorError, StorageUnavailableError } from '../../src/domain/errors.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { formatUtc, parseTimestamp } from '../../src/domain/timestamp.js';
 import type {
-  DevicePageQuery,
+  DeviceListQuery,
   DeviceSort,
   DeviceSummary,
   SortOrder,
-  StoredReading,
   TelemetryStore,
 } from '../../src/store/types.js';
 
@@ -54,7 +53,7 @@ function fromText(deviceId: string, text: string, fields: Omit<ReadingFields, 't
 
 const flags = (stored: Uint8Array): number[] => Array.from(stored);
 const ids = (items: readonly { deviceId: string }[]): string[] => items.map((i) => i.deviceId);
-const times = (items: readonly StoredReading[]): number[] => items.map((r) => r.tsUs);
+const times = (items: readonly Reading[]): number[] => items.map((r) => r.tsUs);
 const key = (r: Reading): string => `${r.deviceId}@${r.tsUs}`;
 
 let unique = 0;
@@ -136,7 +135,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             readingCount: 1,
             cumulativeCount: 5,
           } satisfies DeviceSummary);
-          const history = await store().deviceReadings(d, { order: 'asc' });
+          const history = (await store().deviceReadings(d, { order: 'asc' })).items;
           expect(history).toHaveLength(1);
           expect(history[0]).toMatchObject({
             deviceId: d,
@@ -170,7 +169,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             fromText(d, '2021-09-29T15:09:15.000002Z', { count: 1 }),
           ]);
           expect(flags(stored)).toEqual([1, 1, 0, 1]);
-          expect(times(await store().deviceReadings(d, { order: 'asc' }))).toEqual([
+          expect(times((await store().deviceReadings(d, { order: 'asc' })).items)).toEqual([
             1_632_928_155_000_000, 1_632_928_155_000_001, 1_632_928_155_000_002,
           ]);
         });
@@ -194,7 +193,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             latestPayload: '{"n":"first"}',
           });
           expect(await store().getDevice(b)).toMatchObject({ readingCount: 1, cumulativeCount: 1 });
-          const history = await store().deviceReadings(a, { order: 'asc' });
+          const history = (await store().deviceReadings(a, { order: 'asc' })).items;
           expect(history.map((r) => [r.tsUs, r.count, r.payload])).toEqual([
             [at(6), 1, null],
             [at(7), 2, '{"n":"first"}'],
@@ -234,7 +233,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             readingCount: 2,
             cumulativeCount: 7,
           } satisfies DeviceSummary);
-          const history = await store().deviceReadings(d, { order: 'asc' });
+          const history = (await store().deviceReadings(d, { order: 'asc' })).items;
           expect(history.map((r) => [r.tsUs, r.count, r.payload])).toEqual([
             [at(20), 3, '{"state":"old"}'],
             [at(30), 4, '{"state":"new"}'],
@@ -266,7 +265,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           await store().appendBatch([reading(d, at(1)), reading(d, at(2), { count: 0 }), reading(d, at(3), { count: 6 })]);
           await store().appendBatch([reading(d, at(4))]);
           expect(await store().getDevice(d)).toMatchObject({ readingCount: 4, cumulativeCount: 6 });
-          expect((await store().deviceReadings(d, { order: 'asc' })).map((r) => r.count)).toEqual([null, 0, 6, null]);
+          expect(((await store().deviceReadings(d, { order: 'asc' })).items).map((r) => r.count)).toEqual([null, 0, 6, null]);
         });
 
         test("latestTsText and latestPayload are the latest reading's, null when it had none", async () => {
@@ -278,7 +277,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             latestTsText: null,
             latestPayload: null,
           });
-          const history = await store().deviceReadings(d, { order: 'desc' });
+          const history = (await store().deviceReadings(d, { order: 'desc' })).items;
           expect(history.map((r) => [r.tsText, r.payload])).toEqual([
             [null, null],
             [formatUtc(at(1)), '{"p":1}'],
@@ -326,7 +325,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             latestTsUs: 7_289_654_399_999_999,
             latestTsText: '2200-12-31T23:59:59.999999Z',
           });
-          expect(times(await store().deviceReadings(d, { order: 'asc' }))).toEqual([-2_208_988_800_000_000, 7_289_654_399_999_999]);
+          expect(times((await store().deviceReadings(d, { order: 'asc' })).items)).toEqual([-2_208_988_800_000_000, 7_289_654_399_999_999]);
         });
 
         test('device ids and payload text round-trip unchanged', async () => {
@@ -336,7 +335,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           const summary = await store().getDevice(d);
           expect(summary?.deviceId).toBe(d);
           expect(JSON.parse(summary!.latestPayload!)).toEqual(payload);
-          const [r] = await store().deviceReadings(d, { order: 'asc' });
+          const [r] = (await store().deviceReadings(d, { order: 'asc' })).items;
           expect(r?.deviceId).toBe(d);
           expect(r?.payload).toBe(JSON.stringify(payload));
         });
@@ -354,7 +353,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           ];
           await store().appendBatch(batch);
           for (const d of [a, b]) {
-            const stored = await store().deviceReadings(d, { order: 'asc' });
+            const stored = (await store().deviceReadings(d, { order: 'asc' })).items;
             const sent = batch.filter((r) => r.deviceId === d);
             expect(stored.map((r) => [r.tsUs, r.count, r.tsText, r.payload])).toEqual(sent.map((r) => [r.tsUs, r.count, r.tsText, r.payload]));
           }
@@ -374,10 +373,10 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           ]);
           await s.appendBatch([1, 2, 4, 6, 8].map((m) => reading(H, at(m), { count: m, payload: { m } })));
         });
-        const minutes = (rs: readonly StoredReading[]) => rs.map((r) => (r.tsUs - BASE) / MINUTE);
+        const minutes = (rs: readonly Reading[]) => rs.map((r) => (r.tsUs - BASE) / MINUTE);
 
         test('without bounds: every reading of the device, in the asked order', async () => {
-          const asc = await store().deviceReadings(H, { order: 'asc' });
+          const asc = (await store().deviceReadings(H, { order: 'asc' })).items;
           expect(minutes(asc)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
           expect(asc.every((r) => r.deviceId === H)).toBe(true);
           expect(asc[3]).toMatchObject({
@@ -387,54 +386,60 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             count: 3,
             payload: '{"m":3}',
           });
-          expect(typeof asc[3]!.seq).toBe('number');
-          expect(new Set(asc.map((r) => `${r.tsUs}/${r.seq}`)).size).toBe(10);
-          expect(minutes(await store().deviceReadings(H, { order: 'desc' }))).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+          expect(minutes((await store().deviceReadings(H, { order: 'desc' })).items)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
         });
 
         test('from is inclusive, to is exclusive', async () => {
-          expect(minutes(await store().deviceReadings(H, { fromUs: at(2), toUs: at(5), order: 'asc' }))).toEqual([2, 3, 4]);
-          expect(minutes(await store().deviceReadings(H, { fromUs: at(2), toUs: at(5), order: 'desc' }))).toEqual([4, 3, 2]);
-          expect(minutes(await store().deviceReadings(H, { fromUs: at(2) + 1, toUs: at(5) + 1, order: 'asc' }))).toEqual([3, 4, 5]);
-          expect(minutes(await store().deviceReadings(H, { fromUs: at(7), order: 'asc' }))).toEqual([7, 8, 9]);
-          expect(minutes(await store().deviceReadings(H, { toUs: at(2), order: 'asc' }))).toEqual([0, 1]);
-          expect(await store().deviceReadings(H, { fromUs: at(4), toUs: at(4), order: 'asc' })).toEqual([]);
+          expect(minutes((await store().deviceReadings(H, { fromUs: at(2), toUs: at(5), order: 'asc' })).items)).toEqual([2, 3, 4]);
+          expect(minutes((await store().deviceReadings(H, { fromUs: at(2), toUs: at(5), order: 'desc' })).items)).toEqual([4, 3, 2]);
+          expect(minutes((await store().deviceReadings(H, { fromUs: at(2) + 1, toUs: at(5) + 1, order: 'asc' })).items)).toEqual([3, 4, 5]);
+          expect(minutes((await store().deviceReadings(H, { fromUs: at(7), order: 'asc' })).items)).toEqual([7, 8, 9]);
+          expect(minutes((await store().deviceReadings(H, { toUs: at(2), order: 'asc' })).items)).toEqual([0, 1]);
+          expect((await store().deviceReadings(H, { fromUs: at(4), toUs: at(4), order: 'asc' })).items).toEqual([]);
         });
 
         test('limit takes from the start of the asked order', async () => {
-          expect(minutes(await store().deviceReadings(H, { order: 'asc', limit: 3 }))).toEqual([0, 1, 2]);
-          expect(minutes(await store().deviceReadings(H, { order: 'desc', limit: 3 }))).toEqual([9, 8, 7]);
-          expect(minutes(await store().deviceReadings(H, { fromUs: at(4), order: 'desc', limit: 2 }))).toEqual([9, 8]);
-          expect(minutes(await store().deviceReadings(H, { toUs: at(4), order: 'desc', limit: 2 }))).toEqual([3, 2]);
-          expect(minutes(await store().deviceReadings(H, { order: 'asc', limit: 100 }))).toHaveLength(10);
+          expect(minutes((await store().deviceReadings(H, { order: 'asc', limit: 3 })).items)).toEqual([0, 1, 2]);
+          expect(minutes((await store().deviceReadings(H, { order: 'desc', limit: 3 })).items)).toEqual([9, 8, 7]);
+          expect(minutes((await store().deviceReadings(H, { fromUs: at(4), order: 'desc', limit: 2 })).items)).toEqual([9, 8]);
+          expect(minutes((await store().deviceReadings(H, { toUs: at(4), order: 'desc', limit: 2 })).items)).toEqual([3, 2]);
+          expect(minutes((await store().deviceReadings(H, { order: 'asc', limit: 100 })).items)).toHaveLength(10);
         });
 
-        test('afterTsUs continues after a timestamp, exclusive, in the asked order', async () => {
-          expect(minutes(await store().deviceReadings(H, { order: 'asc', afterTsUs: at(6) }))).toEqual([7, 8, 9]);
-          expect(minutes(await store().deviceReadings(H, { order: 'desc', afterTsUs: at(3) }))).toEqual([2, 1, 0]);
-          expect(minutes(await store().deviceReadings(H, { order: 'asc', afterTsUs: at(6) - 1 }))).toEqual([6, 7, 8, 9]);
-          expect(
-            minutes(await store().deviceReadings(H, { fromUs: at(1), toUs: at(8), order: 'asc', afterTsUs: at(4), limit: 2 })),
-          ).toEqual([5, 6]);
+        test('cursor continues after the last reading of a page, exclusive, in the asked order, within the range', async () => {
+          const first = await store().deviceReadings(H, { fromUs: at(1), toUs: at(8), order: 'asc', limit: 4 });
+          expect(minutes(first.items)).toEqual([1, 2, 3, 4]);
+          expect(first.nextCursor).not.toBeNull();
+          const second = await store().deviceReadings(H, { fromUs: at(1), toUs: at(8), order: 'asc', limit: 4, cursor: first.nextCursor! });
+          expect(minutes(second.items)).toEqual([5, 6, 7]);
+          expect(second.nextCursor).toBeNull();
           for (const order of ['asc', 'desc'] as const) {
             const walked: number[] = [];
-            let after: number | undefined;
+            let cursor: string | undefined;
             for (let i = 0; i < 10; i++) {
-              const page = await store().deviceReadings(H, { order, limit: 3, ...(after === undefined ? {} : { afterTsUs: after }) });
-              walked.push(...minutes(page));
-              if (page.length < 3) break;
-              after = page[page.length - 1]!.tsUs;
+              const page = await store().deviceReadings(H, { order, limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+              walked.push(...minutes(page.items));
+              if (page.nextCursor === null) break;
+              cursor = page.nextCursor;
             }
             expect(walked).toEqual(order === 'asc' ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] : [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
           }
         });
 
+        test('a cursor of another order or of no listing is refused with InvalidCursorError', async () => {
+          const asc = await store().deviceReadings(H, { order: 'asc', limit: 2 });
+          await expect(store().deviceReadings(H, { order: 'desc', limit: 2, cursor: asc.nextCursor! })).rejects.toBeInstanceOf(InvalidCursorError);
+          for (const cursor of ['', 'garbage', Buffer.from('[1]').toString('base64url'), Buffer.from('["history|asc","x"]').toString('base64url')]) {
+            await expect(store().deviceReadings(H, { order: 'asc', cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+          }
+        });
+
         test('an unknown device has no readings', async () => {
-          expect(await store().deviceReadings('nobody', { order: 'asc' })).toEqual([]);
+          expect((await store().deviceReadings('nobody', { order: 'asc' })).items).toEqual([]);
         });
       });
 
-      describe('listDevicePage: prefixes, ties and arrivals', () => {
+      describe('listDevices: prefixes, ties and arrivals', () => {
         // Every device here starts with a namespace of this run, so prefixes isolate them.
         const ns = `${dev('pfx')}/`;
         const n = (local: string) => ns + local;
@@ -445,17 +450,17 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           await store().appendBatch(['arr-b', 'arr-d', 'arr-f'].map((name) => reading(n(name), at(200))));
         });
 
-        async function pageIds(query: Omit<DevicePageQuery, 'cursor'>): Promise<string[]> {
+        async function pageIds(query: Omit<DeviceListQuery, 'cursor'>): Promise<string[]> {
           const out: string[] = [];
           let cursor: string | undefined;
           for (let i = 0; i < 1000; i++) {
-            const page = await store().listDevicePage({ ...query, ...(cursor === undefined ? {} : { cursor }) });
+            const page = await store().listDevices({ ...query, ...(cursor === undefined ? {} : { cursor }) });
             expect(page.items.length).toBeLessThanOrEqual(query.limit);
             out.push(...ids(page.items));
             if (page.nextCursor === null) return out;
             cursor = page.nextCursor;
           }
-          throw new Error('listDevicePage did not reach the last page');
+          throw new Error('listDevices did not reach the last page');
         }
 
         test('prefix selects devices whose id starts with it, taken literally', async () => {
@@ -494,7 +499,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
 
         test('a cursor stays valid while new devices arrive', async () => {
           const query = { sort: { by: 'deviceId' }, order: 'asc', limit: 2, prefix: n('arr-') } as const;
-          const first = await store().listDevicePage(query);
+          const first = await store().listDevices(query);
           expect(ids(first.items)).toEqual([n('arr-b'), n('arr-d')]);
           expect(first.nextCursor).not.toBeNull();
           // One device before the cursor, two after it.
@@ -502,7 +507,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
           const rest: string[] = [];
           let cursor = first.nextCursor;
           for (let i = 0; cursor !== null && i < 10; i++) {
-            const page = await store().listDevicePage({ ...query, cursor });
+            const page = await store().listDevices({ ...query, cursor });
             rest.push(...ids(page.items));
             cursor = page.nextCursor;
           }
@@ -512,8 +517,8 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         test('a cursor the store did not issue is rejected as invalid input', async () => {
           for (const cursor of ['not a cursor', '%%%', Buffer.from('null').toString('base64url')]) {
             await expect(
-              store().listDevicePage({ sort: { by: 'deviceId' }, order: 'asc', limit: 2, cursor }),
-            ).rejects.toBeInstanceOf(ValidationError);
+              store().listDevices({ sort: { by: 'deviceId' }, order: 'asc', limit: 2, cursor }),
+            ).rejects.toBeInstanceOf(InvalidCursorError);
           }
         });
       });
@@ -610,17 +615,17 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             reading(gone, at(2), { count: 2 }),
             reading(kept, at(1), { count: 5 }),
           ]);
-          const totalBefore = (await store().listDevices({ sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0 })).total;
+          const totalBefore = (await store().listDevices({ sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0, withTotal: true })).total!;
           const keptBefore = await store().getDevice(kept);
           expect(await store().deleteDevice(gone)).toBe(true);
           expect(await store().getDevice(gone)).toBeUndefined();
-          expect(await store().deviceReadings(gone, { order: 'asc' })).toEqual([]);
-          const after = await store().listDevices({ sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0 });
+          expect((await store().deviceReadings(gone, { order: 'asc' })).items).toEqual([]);
+          const after = await store().listDevices({ sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0, withTotal: true });
           expect(after.total).toBe(totalBefore - 1);
           expect(ids(after.items)).not.toContain(gone);
-          expect((await store().listRecords(1000)).filter((r) => r.deviceId === gone)).toEqual([]);
+          expect((await store().listRecords({ limit: 1000 })).items.filter((r) => r.deviceId === gone)).toEqual([]);
           expect(await store().getDevice(kept)).toEqual(keptBefore);
-          expect(times(await store().deviceReadings(kept, { order: 'asc' }))).toEqual([at(1)]);
+          expect(times((await store().deviceReadings(kept, { order: 'asc' })).items)).toEqual([at(1)]);
         });
 
         test('an unknown device resolves false', async () => {
@@ -671,7 +676,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         ]);
       });
 
-      const all = (sort: DeviceSort, order: SortOrder) => store().listDevices({ sort, order, limit: 100, offset: 0 });
+      const all = (sort: DeviceSort, order: SortOrder) => store().listDevices({ sort, order, limit: 100, offset: 0, withTotal: true });
 
       test('total and full summaries', async () => {
         const page = await all({ by: 'deviceId' }, 'asc');
@@ -742,7 +747,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
 
       test('limit and offset', async () => {
         const q = (order: SortOrder, limit: number, offset: number, sort: DeviceSort = { by: 'deviceId' }) =>
-          store().listDevices({ sort, order, limit, offset });
+          store().listDevices({ sort, order, limit, offset, withTotal: true });
         expect(await q('asc', 2, 1).then((p) => [p.total, ids(p.items)])).toEqual([5, ['b', 'c']]);
         expect(await q('desc', 2, 0).then((p) => [p.total, ids(p.items)])).toEqual([5, ['e', 'd']]);
         expect(await q('asc', 10, 4).then((p) => [p.total, ids(p.items)])).toEqual([5, ['e']]);
@@ -757,36 +762,36 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
       test('pages of limit 1 walk the whole order', async () => {
         const walked: string[] = [];
         for (let offset = 0; offset < 5; offset++) {
-          const page = await store().listDevices({ sort: { by: 'latestTs' }, order: 'desc', limit: 1, offset });
+          const page = await store().listDevices({ sort: { by: 'latestTs' }, order: 'desc', limit: 1, offset, withTotal: true });
           expect(page.total).toBe(5);
           walked.push(...ids(page.items));
         }
         expect(walked).toEqual(['a', 'd', 'e', 'b', 'c']);
       });
 
-      // listDevicePage over the same devices: keyset pages must give the same order as listDevices.
-      async function pageAll(query: Omit<DevicePageQuery, 'cursor'>): Promise<string[]> {
+      // listDevices over the same devices: keyset pages must give the same order as listDevices.
+      async function pageAll(query: Omit<DeviceListQuery, 'cursor'>): Promise<string[]> {
         const out: string[] = [];
         let cursor: string | undefined;
         for (let i = 0; i < 50; i++) {
-          const page = await store().listDevicePage({ ...query, ...(cursor === undefined ? {} : { cursor }) });
+          const page = await store().listDevices({ ...query, ...(cursor === undefined ? {} : { cursor }) });
           expect(page.items.length).toBeLessThanOrEqual(query.limit);
           out.push(...ids(page.items));
           if (page.items.length < query.limit) expect(page.nextCursor).toBeNull();
           if (page.nextCursor === null) return out;
           cursor = page.nextCursor;
         }
-        throw new Error('listDevicePage did not reach the last page');
+        throw new Error('listDevices did not reach the last page');
       }
 
-      test.each(fullyOrdered)('listDevicePage by %s gives the listDevices order at every page size', async (_n, sort, asc) => {
+      test.each(fullyOrdered)('listDevices by %s gives the listDevices order at every page size', async (_n, sort, asc) => {
         for (const limit of [1, 2, 3, 5, 6]) {
           expect(await pageAll({ sort, order: 'asc', limit })).toEqual(asc);
           expect(await pageAll({ sort, order: 'desc', limit })).toEqual([...asc].reverse());
         }
       });
 
-      test('listDevicePage by payload fields, devices without them last in both orders', async () => {
+      test('listDevices by payload fields, devices without them last in both orders', async () => {
         for (const limit of [1, 2, 4]) {
           expect(await pageAll({ sort: { by: 'payload', fields: ['humidity', 'temp'] }, order: 'asc', limit })).toEqual([
             'b', 'd', 'a', 'c', 'e',
@@ -803,8 +808,8 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         }
       });
 
-      test('listDevicePage items are full summaries', async () => {
-        const page = await store().listDevicePage({ sort: { by: 'cumulativeCount' }, order: 'desc', limit: 1 });
+      test('listDevices items are full summaries', async () => {
+        const page = await store().listDevices({ sort: { by: 'cumulativeCount' }, order: 'desc', limit: 1 });
         expect(page.items).toEqual([await store().getDevice('e')]);
         expect(typeof page.nextCursor).toBe('string');
       });
@@ -822,31 +827,33 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         await s.appendBatch(shuffled.slice(13));
       });
 
-      async function walk(limit: number): Promise<StoredReading[]> {
-        const out: StoredReading[] = [];
-        let page = await store().listRecords(limit);
-        for (let i = 0; page.length > 0 && i < 100; i++) {
-          expect(page.length).toBeLessThanOrEqual(limit);
-          out.push(...page);
-          const last = page[page.length - 1]!;
-          page = await store().listRecords(limit, { tsUs: last.tsUs, seq: last.seq });
+      const records = async (limit: number, cursor?: string) => store().listRecords({ limit, ...(cursor === undefined ? {} : { cursor }) });
+
+      async function walk(limit: number): Promise<Reading[]> {
+        const out: Reading[] = [];
+        let page = await records(limit);
+        for (let i = 0; i < 100; i++) {
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          out.push(...page.items);
+          if (page.nextCursor === null) break;
+          page = await records(limit, page.nextCursor);
         }
         return out;
       }
 
       test('newest timestamp first, whatever the arrival order', async () => {
-        const everything = await store().listRecords(100);
+        const everything = (await records(100)).items;
         expect(everything).toHaveLength(20);
         const ts = times(everything);
         expect(ts).toEqual([...ts].sort((x, y) => y - x));
         expect(new Set(everything.map(key))).toEqual(new Set(all.map(key)));
         expect(everything[0]).toMatchObject({ tsUs: at(4), count: 1, tsText: formatUtc(at(4)), payload: null });
         expect(everything.at(-1)).toMatchObject({ tsUs: at(1) });
-        expect(times(await store().listRecords(5))).toEqual([at(4), at(4), at(4), at(4), at(3)]);
+        expect(times((await records(5)).items)).toEqual([at(4), at(4), at(4), at(4), at(3)]);
       });
 
       test('cursor pages over equal timestamps neither skip nor repeat', async () => {
-        const reference = (await store().listRecords(100)).map(key);
+        const reference = (await records(100)).items.map(key);
         for (const limit of [1, 2, 3, 4, 7, 20, 25]) {
           const walked = (await walk(limit)).map(key);
           expect(walked).toEqual(reference);
@@ -855,25 +862,29 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
       });
 
       test('a cursor stays valid while new readings arrive', async () => {
-        const first = await store().listRecords(6);
-        const last = first[first.length - 1]!;
+        const first = await records(6);
+        const last = first.items[first.items.length - 1]!;
         // Arrivals both newer than, equal to and older than the cursor's timestamp.
         const late = [reading('r5', at(9)), reading('r5', last.tsUs), reading('r5', at(0))];
         await store().appendBatch(late);
-        const seen = first.map(key);
-        let cursor = { tsUs: last.tsUs, seq: last.seq };
-        for (let i = 0; ; i++) {
+        const seen = first.items.map(key);
+        let cursor = first.nextCursor;
+        for (let i = 0; cursor !== null; i++) {
           if (i === 50) throw new Error('listRecords pagination did not end');
-          const page = await store().listRecords(4, cursor);
-          if (page.length === 0) break;
-          seen.push(...page.map(key));
-          const end = page[page.length - 1]!;
-          cursor = { tsUs: end.tsUs, seq: end.seq };
+          const page = await records(4, cursor);
+          seen.push(...page.items.map(key));
+          cursor = page.nextCursor;
         }
         expect(new Set(seen).size).toBe(seen.length);
         for (const r of all) expect(seen).toContain(key(r));
         expect(seen).toContain(key(late[2]!)); // older than the cursor: still ahead of it
         expect(seen).not.toContain(key(late[0]!)); // newer than the cursor: behind it
+      });
+
+      test('a cursor of another listing is refused with InvalidCursorError', async () => {
+        const history = await store().deviceReadings('r1', { order: 'asc', limit: 1 });
+        expect(history.nextCursor).not.toBeNull();
+        await expect(records(2, history.nextCursor!)).rejects.toBeInstanceOf(InvalidCursorError);
       });
     });
 
@@ -890,16 +901,16 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect(await store().pruneBefore(at(3), 4)).toBe(2);
         expect(await store().pruneBefore(at(3), 4)).toBe(0);
         for (const d of ['p1', 'p2']) {
-          expect(times(await store().deviceReadings(d, { order: 'asc' }))).toEqual([3, 4, 5, 6, 7, 8, 9].map(at));
+          expect(times((await store().deviceReadings(d, { order: 'asc' })).items)).toEqual([3, 4, 5, 6, 7, 8, 9].map(at));
         }
-        expect(await store().listRecords(100)).toHaveLength(14);
+        expect((await store().listRecords({ limit: 100 })).items).toHaveLength(14);
         expect([await store().getDevice('p1'), await store().getDevice('p2')]).toEqual(summaries);
         expect(summaries[0]).toMatchObject({ readingCount: 10, cumulativeCount: 10 });
       });
 
       test('nothing older than the bound: nothing deleted', async () => {
         expect(await store().pruneBefore(at(-100), 1000)).toBe(0);
-        expect(await store().listRecords(100)).toHaveLength(14);
+        expect((await store().listRecords({ limit: 100 })).items).toHaveLength(14);
       });
     });
 

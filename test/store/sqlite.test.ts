@@ -48,7 +48,7 @@ const reading = (deviceId: string, s: number, count: number | null = 1, payload:
   count,
   payload,
 });
-const ALL: DeviceListQuery = { sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0 };
+const ALL: DeviceListQuery = { sort: { by: 'deviceId' }, order: 'asc', limit: 1000, offset: 0, withTotal: true };
 
 /** Runs `body` with a temp directory holding `tally.db`, removing it afterwards. */
 async function withFile(body: (file: string) => Promise<void>): Promise<void> {
@@ -67,13 +67,13 @@ describe('SqliteStore specifics', () => {
       const batch = [reading('a', 1, 2, '{"v":1}'), reading('a', 3, 4, '{"v":3}'), reading('b', 2, 5)];
       expect(Array.from(await first.appendBatch(batch))).toEqual([1, 1, 1]);
       const summaries = await first.listDevices(ALL);
-      const records = await first.listRecords(100);
+      const records = await first.listRecords({ limit: 100 });
       await first.close();
 
       const second = await openFile(file);
       try {
         expect(await second.listDevices(ALL)).toEqual(summaries);
-        expect(await second.listRecords(100)).toEqual(records);
+        expect(await second.listRecords({ limit: 100 })).toEqual(records);
         expect(summaries.items[0]).toMatchObject({ deviceId: 'a', readingCount: 2, cumulativeCount: 6, latestPayload: '{"v":3}' });
         // The unique index came back with the file: the same readings are duplicates now.
         expect(Array.from(await second.appendBatch(batch))).toEqual([0, 0, 0]);
@@ -130,7 +130,7 @@ describe('SqliteStore specifics', () => {
       const store = await openFile(file);
       try {
         expect(await store.getDevice('j')).toMatchObject({ readingCount: 3, cumulativeCount: 6, latestTsUs: BASE + 3 * SECOND, latestPayload: null });
-        expect((await store.deviceReadings('j', { order: 'asc' })).map((r) => [r.count, r.payload])).toEqual([
+        expect(((await store.deviceReadings('j', { order: 'asc' })).items).map((r) => [r.count, r.payload])).toEqual([
           [1, null],
           [2, '{"v":2}'],
           [3, null],
@@ -169,7 +169,7 @@ describe('SqliteStore specifics', () => {
       try {
         expect(await store.getDevice('d')).toMatchObject({ readingCount: 11, cumulativeCount: 2 * 10 + 300, latestTsUs: BASE + 23 * SECOND });
         expect(await store.getDevice('e')).toMatchObject({ readingCount: 2, cumulativeCount: 8 });
-        expect((await store.deviceReadings('d', { order: 'asc' })).map((r) => r.tsUs)).toEqual(
+        expect(((await store.deviceReadings('d', { order: 'asc' })).items).map((r) => r.tsUs)).toEqual(
           [3, 4, 5, 10, 11, 12, 13, 20, 21, 22, 23].map((s) => BASE + s * SECOND),
         );
         expect(Array.from(await store.appendBatch([...run(20), reading('d', 4, 1)]))).toEqual([0, 0, 0, 0, 0]);
@@ -198,33 +198,6 @@ describe('SqliteStore specifics', () => {
     });
   });
 
-  test('a schema v3 file with readings in its journal (text rows) upgrades and replays them once', async () => {
-    await withFile(async (file) => {
-      const old = new Database(file);
-      migrate(old, 3);
-      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count)
-                VALUES (1, 'v3', ${BASE + SECOND}, ${BASE + SECOND}, NULL, NULL, 1, 1), (2, 'v3b', NULL, NULL, NULL, NULL, 0, 0)`);
-      old.exec(`INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (1, ${BASE + SECOND}, ${BASE + SECOND}, 1, '${BASE + SECOND}\t1\t\t\n')`);
-      // Written by the v3 writer: each line led by the device key; multi-byte text before other lines.
-      const journal = `1\t${BASE + 2 * SECOND}\t2\t\t{"v":"ü😀"}\n2\t${BASE + SECOND}\t5\t2024-01-01T01:00:01+01:00\t\n1\t${BASE + 3 * SECOND}\t3\t\t{"v":3}\n`;
-      old.prepare('INSERT INTO journal (seq, data) VALUES (1, ?)').run(journal);
-      old.close();
-      const store = await openFile(file);
-      try {
-        expect((await store.deviceReadings('v3', { order: 'asc' })).map((r) => [r.count, r.payload])).toEqual([
-          [1, null],
-          [2, '{"v":"ü😀"}'],
-          [3, '{"v":3}'],
-        ]);
-        expect(await store.getDevice('v3')).toMatchObject({ readingCount: 3, cumulativeCount: 6, latestPayload: '{"v":3}' });
-        expect(await store.getDevice('v3b')).toMatchObject({ readingCount: 1, cumulativeCount: 5, latestTsText: '2024-01-01T01:00:01+01:00' });
-        expect(Array.from(await store.appendBatch([reading('v3', 2, 9), reading('v3b', 1, 9), reading('v3b', 2, 9)]))).toEqual([0, 0, 1]);
-      } finally {
-        await store.close();
-      }
-    });
-  });
-
   test('newest-first listing over many overlapping chunks: every reading once, in order, whatever the page size', async () => {
     // Small compaction steps and out-of-order batches leave many short chunks whose time ranges
     // overlap, across devices and within one device: the merge must still place every reading.
@@ -244,18 +217,18 @@ describe('SqliteStore specifics', () => {
       const walks: string[][] = [];
       for (const limit of [1, 7, 50, 5000]) {
         const seen: string[] = [];
-        let page = await store.listRecords(limit);
+        let page = await store.listRecords({ limit });
         let previous = Infinity;
-        for (let i = 0; page.length > 0; i++) {
+        for (let i = 0; ; i++) {
           expect(i).toBeLessThan(all.size + 1);
-          expect(page.length).toBeLessThanOrEqual(limit);
-          for (const r of page) {
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          for (const r of page.items) {
             expect(r.tsUs).toBeLessThanOrEqual(previous);
             previous = r.tsUs;
             seen.push(`${r.deviceId}@${r.tsUs}`);
           }
-          const last = page[page.length - 1]!;
-          page = await store.listRecords(limit, { tsUs: last.tsUs, seq: last.seq });
+          if (page.nextCursor === null) break;
+          page = await store.listRecords({ limit, cursor: page.nextCursor });
         }
         expect(seen).toHaveLength(all.size);
         expect(new Set(seen)).toEqual(new Set(all.keys()));
@@ -277,11 +250,11 @@ describe('SqliteStore specifics', () => {
         const [summary, history, records] = await Promise.all([
           store.getDevice(device),
           store.deviceReadings(device, { order: 'desc', limit: 1000 }),
-          store.listRecords(1000),
+          store.listRecords({ limit: 1000 }),
         ]);
         expect(summary).toBeDefined();
-        expect(history.map((r) => r.tsUs)).toContain(BASE + i * SECOND);
-        expect(records.some((r) => r.deviceId === device && r.tsUs === BASE + i * SECOND)).toBe(true);
+        expect(history.items.map((r) => r.tsUs)).toContain(BASE + i * SECOND);
+        expect(records.items.some((r) => r.deviceId === device && r.tsUs === BASE + i * SECOND)).toBe(true);
       });
       await Promise.all(checks);
       expect(await store.getDevice('ryw-shared')).toMatchObject({ readingCount: 60, cumulativeCount: 60 });
@@ -298,10 +271,10 @@ describe('SqliteStore specifics', () => {
         expect(await store.getDevice('w')).toMatchObject({ readingCount: 2, cumulativeCount: 3 });
         expect(Array.from(await store.appendBatch([reading('w', 3, 4)]))).toEqual([1]);
         // The thread goes away with a reading in the journal only (never compacted).
-        await (store as unknown as { writer: Worker }).writer.terminate();
+        await (store as unknown as { writer: { writer: Worker } }).writer.writer.terminate();
         expect(Array.from(await store.appendBatch([reading('w', 3, 100), reading('w', 4, 8)]))).toEqual([0, 1]);
         expect(await store.getDevice('w')).toMatchObject({ readingCount: 4, cumulativeCount: 15 });
-        expect((await store.deviceReadings('w', { order: 'asc' })).map((r) => r.count)).toEqual([1, 2, 4, 8]);
+        expect(((await store.deviceReadings('w', { order: 'asc' })).items).map((r) => r.count)).toEqual([1, 2, 4, 8]);
       } finally {
         await store.close();
       }
@@ -330,7 +303,7 @@ describe('SqliteStore specifics', () => {
           const sum = i + 1 + 1 + (i === 0 ? 1000 : 0);
           expect(byId.get(d)).toMatchObject({ readingCount: readings, cumulativeCount: sum });
         });
-        expect((await store.deviceReadings('round-599', { order: 'asc' })).map((r) => r.count)).toEqual([600, 1]);
+        expect(((await store.deviceReadings('round-599', { order: 'asc' })).items).map((r) => r.count)).toEqual([600, 1]);
         expect(byId.get('late')).toMatchObject({ readingCount: 1, cumulativeCount: 5 });
         expect(Array.from(await store.appendBatch([reading('round-300', 1, 9), reading('round-300', 2, 9)]))).toEqual([0, 0]);
       } finally {
@@ -339,29 +312,21 @@ describe('SqliteStore specifics', () => {
     });
   });
 
-  test('an older file (readings in rows, schema version 2) upgrades with every reading kept', async () => {
+  test('a file of a pre-release layout (schema versions 1-4) is refused with a clear message, and left as it was', async () => {
     await withFile(async (file) => {
-      const old = new Database(file);
-      migrate(old, 2);
-      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count)
-                VALUES (1, 'old', ${BASE + SECOND}, ${BASE + 3 * SECOND}, '2024-01-01T00:00:03+01:00', '{"v":3}', 3, 6)`);
-      old.exec(`INSERT INTO readings (device_key, ts_us, count, ts_text, payload) VALUES
-                (1, ${BASE + SECOND}, 1, NULL, NULL), (1, ${BASE + 3 * SECOND}, 3, '2024-01-01T00:00:03+01:00', '{"v":3}')`);
-      old.exec(`INSERT INTO inbox (device_key, ts_us, count, ts_text, payload) VALUES (1, ${BASE + 2 * SECOND}, 2, NULL, '{"v":2}')`);
-      old.close();
-      const store = await openFile(file);
-      try {
-        const readings = await store.deviceReadings('old', { order: 'asc' });
-        expect(readings.map((r) => [r.tsUs, r.count, r.tsText, r.payload])).toEqual([
-          [BASE + SECOND, 1, null, null],
-          [BASE + 2 * SECOND, 2, null, '{"v":2}'],
-          [BASE + 3 * SECOND, 3, '2024-01-01T00:00:03+01:00', '{"v":3}'],
-        ]);
-        expect(Array.from(await store.appendBatch([reading('old', 2, 9), reading('old', 4, 4)]))).toEqual([0, 1]);
-        expect(await store.getDevice('old')).toMatchObject({ readingCount: 4, cumulativeCount: 10 });
-      } finally {
-        await store.close();
-      }
+      const db = new Database(file);
+      db.pragma('user_version = 3');
+      db.exec('CREATE TABLE readings (seq INTEGER PRIMARY KEY)');
+      db.close();
+      const error = await openFile(file).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StorageUnavailableError);
+      expect((error as Error).message).toMatch(/pre-release layout/);
+      const after = new Database(file, { readonly: true });
+      expect(after.pragma('user_version', { simple: true })).toBe(3);
+      after.close();
     });
   });
 
@@ -439,11 +404,11 @@ describe('SqliteStore specifics', () => {
       expect(await store.getDevice('fresh')).toBeUndefined();
       expect(await store.getDevice('old')).toMatchObject({ readingCount: 1, cumulativeCount: 1 });
       expect((await store.listDevices(ALL)).total).toBe(1);
-      expect(await store.listRecords(10)).toHaveLength(1);
+      expect((await store.listRecords({ limit: 10 })).items).toHaveLength(1);
       // The device key handed out inside the rolled-back transaction must not be reused.
       expect(Array.from(await store.appendBatch([reading('fresh', 1, 5), reading('old', 2, 5)]))).toEqual([1, 1]);
       expect(await store.getDevice('fresh')).toMatchObject({ readingCount: 1, cumulativeCount: 5 });
-      expect(await store.deviceReadings('fresh', { order: 'asc' })).toHaveLength(1);
+      expect((await store.deviceReadings('fresh', { order: 'asc' })).items).toHaveLength(1);
       expect(await store.getDevice('old')).toMatchObject({ readingCount: 2, cumulativeCount: 6 });
     } finally {
       await cleanup();

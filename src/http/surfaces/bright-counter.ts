@@ -1,8 +1,9 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
-import { checkCount, checkUuid, isCount, type Reading } from '../../domain/reading.js';
-import { formatStrftimeZ, parseTimestamp, timestampMicros } from '../../domain/timestamp.js';
+import { checkUuid } from '../../domain/reading.js';
+import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
+import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
 import { reply as doc } from '../docs.js';
@@ -35,17 +36,21 @@ function renderError(problem: Problem): unknown {
   return { status: 'error', error_message: problem.message, status_code: problem.status };
 }
 
-const POSITIVE = { positive: true } as const;
+const readingPath = (i: number) => `readings[${i}].`;
+
+/** One device's readings: positive counts, RFC 3339 timestamps. */
+function shapeFor(deviceId: string): ReadingShape {
+  return {
+    deviceId: { fixed: deviceId },
+    ts: 'timestamp',
+    count: { property: 'count', rule: 'positive' },
+    itemPath: readingPath,
+    itemForm: '{count, timestamp}',
+  };
+}
 
 export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
-
-  /** Throws the error that names what is wrong with reading `i`. */
-  function explain(reading: CreateBody['readings'][number], i: number): void {
-    checkCount(reading.count, `readings[${i}].count`, POSITIVE);
-    const { us } = parseTimestamp(reading.timestamp, `readings[${i}].timestamp`);
-    deps.retention?.check(us, `readings[${i}].timestamp`);
-  }
 
   async function summary(id: string): Promise<DeviceSummary> {
     const deviceId = checkUuid(id, 'id');
@@ -73,18 +78,9 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
       preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
     async (request, reply) => {
       const { id, readings } = request.body;
-      const deviceId = checkUuid(id, 'id');
-      // Every reading is checked before any is queued: one bad reading stores nothing. The checks
-      // build no field name (a string per reading) unless one fails and `explain` names it.
-      const cutoff = deps.retention?.cutoffUs() ?? -Infinity;
-      const batch = new Array<Reading>(readings.length);
-      for (let i = 0; i < readings.length; i++) {
-        const { count, timestamp } = readings[i]!;
-        const tsUs = timestampMicros(timestamp);
-        if (!isCount(count, POSITIVE) || tsUs !== tsUs || tsUs < cutoff) explain(readings[i]!, i);
-        batch[i] = { deviceId, tsUs, tsText: timestamp, count, payload: null };
-      }
-      await deps.batcher.submit(batch);
+      // All or nothing: the first bad reading is the 400, and nothing is stored.
+      const outcome = await deps.ingest.write(readings, shapeFor(checkUuid(id, 'id')), { atomic: true, firstErrorOnly: true });
+      if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
       return reply.code(201).send(OK);
     },
   );

@@ -59,7 +59,7 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
   app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema: deviceSchema }, async (request) => {
     const device = await summary(request.params.deviceId);
     const data: Record<string, number | null> = {};
-    for (const r of await deps.store.deviceReadings(device.deviceId, { order: 'asc' })) {
+    for (const r of (await deps.store.deviceReadings(device.deviceId, { order: 'asc' })).items) {
       data[r.tsText ?? formatUtc(r.tsUs)] = r.count;
     }
     return { data, latest_timestamp: latest(device), cumulative_count: device.cumulativeCount };

@@ -1,7 +1,9 @@
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { ValidationError } from '../../domain/errors.js';
-import { checkCount, checkDeviceId, readingFromText, serializePayload, type Reading } from '../../domain/reading.js';
+import { checkDeviceId } from '../../domain/reading.js';
+import { ItemStatus } from '../../ingest/pipeline.js';
+import type { ReadingShape } from '../../ingest/shape.js';
 import { AsSent, reply as doc } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
@@ -29,13 +31,13 @@ const Result = Type.Object({
   id: Type.String(),
   timestamp: AsSent,
   success: Type.Boolean(),
-  status: Type.Integer({ description: '201 stored, 409 duplicate, 400 invalid' }),
+  status: Type.Integer({ description: '202 stored, 409 duplicate, 400 invalid' }),
   error: Type.Optional(Type.String()),
 });
 const Results = Type.Object({ results: Type.Array(Result) });
 const resultsExample = {
   results: [
-    { id: '1234', timestamp: '2023-01-01T00:00:00Z', success: true, status: 201 },
+    { id: '1234', timestamp: '2023-01-01T00:00:00Z', success: true, status: 202 },
     { id: '1234', timestamp: '2023-01-01T00:00:00Z', success: false, status: 409, error: 'a reading for this device at this timestamp was already recorded' },
   ],
 };
@@ -64,56 +66,49 @@ function echoTimestamp(value: unknown): unknown {
   return value === undefined || typeof value === 'object' ? null : value;
 }
 
+const readingPath = (i: number) => `readings[${i}].`;
+
+function deviceReadingsShape(deviceId: string): ReadingShape {
+  return {
+    deviceId: { fixed: deviceId },
+    ts: 'timestamp',
+    count: { property: 'count', rule: 'required' },
+    itemPath: readingPath,
+    itemForm: '{timestamp, count}',
+  };
+}
+
+function recordShape(deviceId: string): ReadingShape {
+  return { deviceId: { fixed: deviceId }, ts: 'timestamp', payload: { property: 'data_payload', required: true }, itemForm: SHAPES };
+}
+
 async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
   const deviceId = checkDeviceId(body.id, 'id');
   const raw = body.readings;
   if (!Array.isArray(raw)) throw new ValidationError('readings', 'readings must be an array of {timestamp, count}');
   if (raw.length === 0) throw new ValidationError('readings', 'readings must hold at least one reading');
 
+  const outcome = await deps.ingest.write(raw, deviceReadingsShape(deviceId));
+  const errors = new Map(outcome.rejections.map((r) => [r.index, r.error.message]));
+  // Each entry carries the status of the request it belonged to when stored (202), as the original
+  // service answered; 409 for a duplicate, 400 for an invalid reading.
   const results: ReadingResult[] = new Array(raw.length);
-  const valid: Reading[] = [];
-  const validIndex: number[] = [];
   for (let i = 0; i < raw.length; i++) {
-    const item = raw[i] as { timestamp?: unknown; count?: unknown } | null;
+    const item = raw[i] as { timestamp?: unknown } | null;
     const timestamp = typeof item === 'object' && item !== null ? item.timestamp : undefined;
-    try {
-      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-        throw new ValidationError(`readings[${i}]`, `readings[${i}] must be an object {timestamp, count}`);
-      }
-      const count = checkCount(item.count, `readings[${i}].count`, { positive: false });
-      const reading = readingFromText(deviceId, timestamp, count, null, `readings[${i}].timestamp`);
-      deps.retention?.check(reading.tsUs, `readings[${i}].timestamp`);
-      valid.push(reading);
-      validIndex.push(i);
-    } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: 400, error: error.message };
-    }
+    const status = outcome.status[i];
+    if (status === ItemStatus.Stored) results[i] = { id: deviceId, timestamp, success: true, status: 202 };
+    else if (status === ItemStatus.Duplicate) results[i] = { id: deviceId, timestamp, success: false, status: 409, error: DUPLICATE };
+    else results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: 400, error: errors.get(i)! };
   }
-
-  const stored = await deps.batcher.submit(valid);
-  let allStored = valid.length === raw.length;
-  for (let k = 0; k < valid.length; k++) {
-    const i = validIndex[k]!;
-    const timestamp = (raw[i] as { timestamp: unknown }).timestamp;
-    if (stored[k] === 1) {
-      results[i] = { id: deviceId, timestamp, success: true, status: 201 };
-    } else {
-      allStored = false;
-      results[i] = { id: deviceId, timestamp, success: false, status: 409, error: DUPLICATE };
-    }
-  }
-  return reply.code(allStored ? 202 : 207).send({ results });
+  return reply.code(outcome.stored === raw.length ? 202 : 207).send({ results });
 }
 
 async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
   const deviceId = checkDeviceId(body.device_id, 'device_id');
-  if (body.data_payload === undefined) throw new ValidationError('data_payload', 'data_payload is required (a JSON object)');
-  const payload = serializePayload(body.data_payload, 'data_payload');
-  const reading = readingFromText(deviceId, body.timestamp, null, payload, 'timestamp');
-  deps.retention?.check(reading.tsUs, 'timestamp');
-  const [stored] = await deps.batcher.submit([reading]);
-  return stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
+  const outcome = await deps.ingest.write([body], recordShape(deviceId));
+  if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
+  return outcome.stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
 }
 
 export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {

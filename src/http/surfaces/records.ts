@@ -1,9 +1,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { ValidationError } from '../../domain/errors.js';
 import type { Reading } from '../../domain/reading.js';
 import { formatUtc } from '../../domain/timestamp.js';
-import type { RecordCursor, StoredReading } from '../../store/types.js';
 import { OpenObject, Payload, reply as doc } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -33,16 +31,6 @@ function recordOf(r: Reading) {
   };
 }
 
-function encodeCursor(r: StoredReading): string {
-  return Buffer.from(`${r.tsUs}:${r.seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): RecordCursor {
-  const match = /^(-?\d{1,17}):(\d{1,17})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (match === null) throw new ValidationError('cursor', 'cursor is not one this service issued; pass next_cursor unchanged');
-  return { tsUs: Number(match[1]), seq: Number(match[2]) };
-}
-
 export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.get(
     '/',
@@ -64,9 +52,8 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
   };
   app.get<{ Querystring: RecordsQuery }>('/records', { schema: recordsSchema }, async (request) => {
     const { limit, cursor } = request.query;
-    const page = await deps.store.listRecords(limit, cursor === undefined ? undefined : decodeCursor(cursor));
-    const last = page.length === limit ? page[page.length - 1] : undefined;
-    return { records: page.map(recordOf), next_cursor: last === undefined ? null : encodeCursor(last) };
+    const page = await deps.store.listRecords({ limit, cursor });
+    return { records: page.items.map(recordOf), next_cursor: page.nextCursor };
   });
 
   // The seed merged a buffer into the main store at a threshold. In Tally the buffer is the

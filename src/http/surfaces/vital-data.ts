@@ -1,7 +1,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { checkDeviceId } from '../../domain/reading.js';
-import { epochToMicros, formatUtc } from '../../domain/timestamp.js';
+import { formatUtc } from '../../domain/timestamp.js';
+import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSort, DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
 import { reply as doc } from '../docs.js';
@@ -36,6 +36,15 @@ const SORT_BY: Record<(typeof SORTS)[number], DeviceSort> = {
 };
 
 const tags = ['vital-data'];
+
+/** A measurement as the pipeline reads it: the vitals (every field but device and timestamp) are its payload. */
+const measurementShape: ReadingShape = {
+  deviceId: { property: 'device' },
+  ts: 'timestamp',
+  epoch: { unit: 's' },
+  payload: { property: 'vitals', required: false },
+  itemForm: '{device, timestamp, ...vitals}',
+};
 const Nullable = (schema: ReturnType<typeof Type.Number>) => Type.Union([schema, Type.Null()]);
 const Resource = Type.Object(
   {
@@ -85,15 +94,8 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
   };
   app.post<{ Body: VitalBody }>('/vital-data', { schema: postSchema }, async (request, reply) => {
     const { device, timestamp, ...vitals } = request.body;
-    const reading = {
-      deviceId: checkDeviceId(device, 'device'),
-      tsUs: epochToMicros(timestamp, 's', 'timestamp'),
-      tsText: null,
-      count: null,
-      payload: JSON.stringify(vitals),
-    };
-    deps.retention?.check(reading.tsUs, 'timestamp');
-    await deps.batcher.submit([reading]);
+    const outcome = await deps.ingest.write([{ device, timestamp, vitals }], measurementShape);
+    if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
     return reply.code(202).send({ status: 'accepted' });
   });
 
@@ -113,8 +115,8 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
   };
   app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: getSchema }, async (request) => {
     const { count, offset, sortBy, orderBy } = request.query;
-    const { total, items } = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset });
-    return { total, resources: items.map(resourceOf) };
+    const page = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset, withTotal: true });
+    return { total: page.total, resources: page.items.map(resourceOf) };
   });
 
   done();

@@ -1,7 +1,7 @@
 /**
  * The text form readings take inside SQLite: one line per reading, `ts<TAB>count<TAB>tsText<TAB>payload`,
  * an empty field for null. A chunk holds one device's readings in timestamp order; a journal entry
- * holds one commit's readings, each line led by the device key.
+ * holds one commit's readings in the same form, their device keys kept beside them.
  *
  * Tabs and newlines cannot occur inside the fields: timestamps are validated, and payloads are
  * JSON.stringify output, which escapes control characters. So a line splits on the first three tabs.
@@ -114,18 +114,3 @@ export function chunkInstants(data: string): number[] {
   return out;
 }
 
-/** One reading of a journal entry, with its device key. */
-export interface JournalReading extends ChunkReading {
-  readonly deviceKey: number;
-}
-
-/** Every reading of a journal entry, in commit order. */
-export function decodeJournal(data: string): JournalReading[] {
-  const out: JournalReading[] = [];
-  for (let pos = 0; pos < data.length; ) {
-    const tab = data.indexOf('\t', pos);
-    const deviceKey = Number(data.slice(pos, tab));
-    pos = parseLine(data, tab + 1, (r) => out.push({ deviceKey, ...r }));
-  }
-  return out;
-}

@@ -1,28 +1,41 @@
 import type { ReadingColumns } from './columns.js';
 
-/** Messages between the SqliteStore (main thread) and its writer thread. */
+/**
+ * Messages between the SqliteStore (main thread) and its writer thread: a request per operation,
+ * and for each operation the result its response carries.
+ */
 export type WriterRequest =
-  | { readonly op: 'append'; readonly id: number; readonly columns: ReadingColumns }
+  | { readonly op: 'append'; readonly columns: ReadingColumns }
   /** Compact until readers see everything through journal seq `through`. */
-  | { readonly op: 'compact'; readonly id: number; readonly through: number }
-  | { readonly op: 'deleteDevice'; readonly id: number; readonly deviceId: string }
-  | { readonly op: 'prune'; readonly id: number; readonly beforeUs: number; readonly limit: number };
+  | { readonly op: 'compact'; readonly through: number }
+  | { readonly op: 'deleteDevice'; readonly deviceId: string }
+  | { readonly op: 'prune'; readonly beforeUs: number; readonly limit: number };
+
+export type WriterOp = WriterRequest['op'];
+
+/** What each operation answers. */
+export interface WriterResults {
+  /** A flag per reading (1 stored, 0 duplicate), and the journal seq that holds the batch. */
+  readonly append: { readonly stored: Uint8Array; readonly seq: number };
+  readonly compact: Record<string, never>;
+  readonly deleteDevice: { readonly existed: boolean };
+  readonly prune: { readonly deleted: number };
+}
+
+/** A request as posted: with the id its response will carry. */
+export type Envelope = WriterRequest & { readonly id: number };
+
+/** Sent to end the thread: it compacts what is pending, closes the database and exits. */
+export interface CloseRequest {
+  readonly op: 'close';
+}
 
 /**
  * Every message from the writer says how far compaction has got (`compacted`: readers see every
  * reading acknowledged through that journal seq). Id 0 is a notice after a background compaction.
  */
 export type WriterResponse =
-  | {
-      readonly id: number;
-      readonly ok: true;
-      readonly compacted: number;
-      readonly stored?: Uint8Array;
-      /** Of an append: the journal seq holding its readings. */
-      readonly seq?: number;
-      readonly existed?: boolean;
-      readonly deleted?: number;
-    }
+  | { readonly id: number; readonly ok: true; readonly compacted: number; readonly result: WriterResults[WriterOp] | null }
   | { readonly id: number; readonly ok: false; readonly compacted: number; readonly message: string };
 
 /** The first message a writer sends: the database is open, migrated and compacted, or could not be. */

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SqliteStoreConfig } from './config.js';
-import type { WriterReady, WriterRequest, WriterResponse } from './protocol.js';
+import type { CloseRequest, Envelope, WriterReady, WriterResponse } from './protocol.js';
 import { SqliteWriter } from './writer.js';
 
 const port = parentPort!;
@@ -42,7 +42,7 @@ function compactQuietly(): boolean {
     ok = false;
   }
   if (writer.compactedThrough !== before) {
-    port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough } satisfies WriterResponse);
+    port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough, result: null } satisfies WriterResponse);
   }
   return ok;
 }
@@ -70,7 +70,7 @@ const idle = setTimeout(() => {
 }, IDLE_MS);
 idle.unref();
 
-port.on('message', (request: WriterRequest | { op: 'close' }) => {
+port.on('message', (request: Envelope | CloseRequest) => {
   if (request.op === 'close') {
     closed = true;
     clearTimeout(idle);
@@ -82,9 +82,9 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
   try {
     switch (request.op) {
       case 'append': {
-        const { stored, seq } = writer.append(request.columns);
-        port.postMessage({ id: request.id, ok: true, compacted: writer.compactedThrough, stored, seq } satisfies WriterResponse, [
-          stored.buffer as ArrayBuffer,
+        const result = writer.append(request.columns);
+        port.postMessage({ id: request.id, ok: true, compacted: writer.compactedThrough, result } satisfies WriterResponse, [
+          result.stored.buffer as ArrayBuffer,
         ]);
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
         if (writer.backlog >= 3 * writer.compactRows) compactQuietly();
@@ -94,13 +94,13 @@ port.on('message', (request: WriterRequest | { op: 'close' }) => {
       }
       case 'compact':
         while (writer.compactedThrough < request.through && (writer.backlog > 0 || writer.compacting)) writer.compactStep();
-        response = { id: request.id, ok: true, compacted: writer.compactedThrough };
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: {} };
         break;
       case 'prune':
-        response = { id: request.id, ok: true, compacted: writer.compactedThrough, deleted: writer.prune(request.beforeUs, request.limit) };
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { deleted: writer.prune(request.beforeUs, request.limit) } };
         break;
       case 'deleteDevice':
-        response = { id: request.id, ok: true, compacted: writer.compactedThrough, existed: writer.deleteDevice(request.deviceId) };
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { existed: writer.deleteDevice(request.deviceId) } };
         break;
     }
   } catch (err) {

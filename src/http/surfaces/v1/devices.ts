@@ -1,13 +1,12 @@
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { parseDuration } from '../../../domain/duration.js';
 import { NotFoundError, ValidationError } from '../../../domain/errors.js';
 import { formatUtc } from '../../../domain/timestamp.js';
 import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
-import { HttpError } from '../../errors.js';
 import { Payload, reply as doc } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
-import { decodeTsCursor, deviceItem, encodeTsCursor, queryInstant, readingItem } from './format.js';
+import { deviceItem, queryInstant, readingItem } from './format.js';
 
 /** /v1 device reads: the latest state of all devices, one device, its history and aggregates. */
 
@@ -99,14 +98,6 @@ function sortOf(sort: string): DeviceSort {
   return { by };
 }
 
-/** Admin routes need `Authorization: Bearer <TALLY_ADMIN_TOKEN>`; without a token configured they are off. */
-function requireAdmin(request: FastifyRequest, token: string | undefined): void {
-  if (token === undefined) throw new HttpError(403, 'Forbidden', 'admin endpoints are disabled: set TALLY_ADMIN_TOKEN to enable them');
-  if (request.headers.authorization !== `Bearer ${token}`) {
-    throw new HttpError(401, 'Unauthorized', 'this endpoint needs the header Authorization: Bearer <TALLY_ADMIN_TOKEN>');
-  }
-}
-
 export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   async function device(id: string): Promise<DeviceSummary> {
     const found = await deps.store.getDevice(id);
@@ -127,7 +118,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
     },
     async (request) => {
       const q = request.query;
-      const page = await deps.store.listDevicePage({
+      const page = await deps.store.listDevices({
         sort: sortOf(q.sort),
         order: q.order,
         limit: q.limit,
@@ -168,15 +159,8 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
       const fromUs = queryInstant(q.from, 'from');
       const toUs = queryInstant(q.to, 'to');
       if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new ValidationError('to', 'to must not be before from');
-      const items = await deps.store.deviceReadings(d.deviceId, {
-        fromUs,
-        toUs,
-        order: q.order,
-        limit: q.limit,
-        afterTsUs: q.cursor === undefined ? undefined : decodeTsCursor(q.cursor),
-      });
-      const last = items.length === q.limit ? items[items.length - 1] : undefined;
-      return { items: items.map(readingItem), next_cursor: last === undefined ? null : encodeTsCursor(last.tsUs) };
+      const page = await deps.store.deviceReadings(d.deviceId, { fromUs, toUs, order: q.order, limit: q.limit, cursor: q.cursor });
+      return { items: page.items.map(readingItem), next_cursor: page.nextCursor };
     },
   );
 
@@ -221,6 +205,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.delete<{ Params: DeviceParams }>(
     '/v1/devices/:id',
     {
+      config: { access: 'admin' },
       schema: {
         tags,
         summary: 'Remove a device and its readings (admin: Authorization: Bearer <TALLY_ADMIN_TOKEN>)',
@@ -229,7 +214,6 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
       },
     },
     async (request, reply) => {
-      requireAdmin(request, deps.adminToken);
       if (!(await deps.store.deleteDevice(request.params.id))) throw new NotFoundError(`device ${JSON.stringify(request.params.id)} not found`);
       return reply.code(204).send();
     },

@@ -1,6 +1,6 @@
-import { ValidationError } from '../../../domain/errors.js';
+import type { Reading } from '../../../domain/reading.js';
 import { parseTimestamp, formatUtc } from '../../../domain/timestamp.js';
-import type { DeviceSummary, StoredReading } from '../../../store/types.js';
+import type { DeviceSummary } from '../../../store/types.js';
 
 /** The /v1 shapes: RFC 3339 UTC timestamps, payloads as JSON objects. */
 
@@ -15,7 +15,7 @@ export function deviceItem(d: DeviceSummary) {
   };
 }
 
-export function readingItem(r: StoredReading) {
+export function readingItem(r: Reading) {
   return {
     device_id: r.deviceId,
     ts: formatUtc(r.tsUs),
@@ -27,16 +27,4 @@ export function readingItem(r: StoredReading) {
 /** A query-string instant: RFC 3339, like every /v1 timestamp. */
 export function queryInstant(value: string | undefined, field: string): number | undefined {
   return value === undefined ? undefined : parseTimestamp(value, field).us;
-}
-
-export function encodeTsCursor(tsUs: number): string {
-  return Buffer.from(String(tsUs)).toString('base64url');
-}
-
-export function decodeTsCursor(cursor: string): number {
-  const text = Buffer.from(cursor, 'base64url').toString();
-  if (!/^-?\d{1,17}$/.test(text)) {
-    throw new ValidationError('cursor', 'cursor is not one this service issued; pass next_cursor unchanged');
-  }
-  return Number(text);
 }

@@ -2,8 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
-import { checkCount, checkDeviceId, serializePayload, type Reading } from '../../../domain/reading.js';
-import { epochToMicros, parseTimestamp } from '../../../domain/timestamp.js';
+import type { IngestOutcome } from '../../../ingest/pipeline.js';
+import type { ReadingShape } from '../../../ingest/shape.js';
 import { HttpError } from '../../errors.js';
 import { reply as doc } from '../../docs.js';
 import { limitReadings } from '../../limits.js';
@@ -56,12 +56,6 @@ const Outcome_ = Type.Object({
 });
 const rejectedExample = { index: 1, field: 'ts', message: 'ts is a number: pass ?precision=s, ms or us to say its unit' };
 
-interface Rejection {
-  index: number;
-  field: string;
-  message: string;
-}
-
 /** Most rejections listed in one response; `rejected_total` still counts them all. */
 const MAX_LISTED_REJECTIONS = 1000;
 /** Readings per commit while streaming NDJSON. */
@@ -69,25 +63,19 @@ const STREAM_CHUNK = 5000;
 /** Longest NDJSON line: a 64 KiB payload plus generous room for the rest. */
 const MAX_LINE_CHARS = 256 * 1024;
 
-function readingFrom(item: unknown, precision: Query['precision'], deps: SurfaceDeps): Reading {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-    throw new ValidationError('reading', 'each reading must be an object {device_id, ts, count?, payload?}');
-  }
-  const r = item as Record<string, unknown>;
-  const deviceId = checkDeviceId(r.device_id, 'device_id');
-  let tsUs: number;
-  let tsText: string | null = null;
-  if (typeof r.ts === 'number') {
-    if (precision === undefined) throw new ValidationError('ts', 'ts is a number: pass ?precision=s, ms or us to say its unit');
-    tsUs = epochToMicros(r.ts, precision, 'ts');
-  } else {
-    tsUs = parseTimestamp(r.ts, 'ts').us;
-    tsText = r.ts as string;
-  }
-  deps.retention?.check(tsUs, 'ts');
-  const count = r.count === undefined || r.count === null ? null : checkCount(r.count, 'count', { positive: false });
-  const payload = r.payload === undefined || r.payload === null ? null : serializePayload(r.payload, 'payload');
-  return { deviceId, tsUs, tsText, count, payload };
+const REFUSE_NUMERIC_TS = 'ts is a number: pass ?precision=s, ms or us to say its unit';
+const ITEM_FORM = '{device_id, ts, count?, payload?}';
+
+/** A /v1 reading; numeric timestamps are read in the request's `precision`. */
+function shapeFor(precision: Query['precision']): ReadingShape {
+  return {
+    deviceId: { property: 'device_id' },
+    ts: 'ts',
+    epoch: precision === undefined ? { refuse: REFUSE_NUMERIC_TS } : { unit: precision },
+    count: { property: 'count', rule: 'optional' },
+    payload: { property: 'payload', required: false },
+    itemForm: ITEM_FORM,
+  };
 }
 
 /** Collects the outcome of one request across however many commits it takes. */
@@ -96,16 +84,18 @@ class Outcome {
   duplicates = 0;
   total = 0;
   rejectedTotal = 0;
-  readonly rejected: Rejection[] = [];
+  readonly rejected: Array<{ index: number; field: string; message: string }> = [];
 
-  reject(index: number, error: unknown): void {
-    if (!(error instanceof ValidationError)) throw error;
+  reject(index: number, error: ValidationError): void {
     this.rejectedTotal++;
     if (this.rejected.length < MAX_LISTED_REJECTIONS) this.rejected.push({ index, field: error.field, message: error.message });
   }
 
-  count(stored: Uint8Array): void {
-    for (const flag of stored) flag === 1 ? this.accepted++ : this.duplicates++;
+  /** Adds a write's outcome; `indexOf` maps the write's item index to the request's. */
+  add(outcome: IngestOutcome, indexOf: (k: number) => number = (k) => k): void {
+    this.accepted += outcome.stored;
+    this.duplicates += outcome.duplicates;
+    for (const { index, error } of outcome.rejections) this.reject(indexOf(index), error);
   }
 
   send(reply: FastifyReply, atomic: boolean): FastifyReply {
@@ -120,15 +110,7 @@ class Outcome {
 async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, reply: FastifyReply) {
   const outcome = new Outcome();
   outcome.total = items.length;
-  const valid: Reading[] = [];
-  for (let i = 0; i < items.length; i++) {
-    try {
-      valid.push(readingFrom(items[i], query.precision, deps));
-    } catch (error) {
-      outcome.reject(i, error);
-    }
-  }
-  if (!(query.atomic && outcome.rejectedTotal > 0)) outcome.count(await deps.batcher.submit(valid));
+  outcome.add(await deps.ingest.write(items, shapeFor(query.precision), { atomic: query.atomic }));
   return outcome.send(reply, query.atomic);
 }
 
@@ -152,50 +134,68 @@ async function* lines(stream: Readable): AsyncGenerator<string> {
   if (rest !== '') yield rest;
 }
 
+/**
+ * Streams NDJSON into the pipeline in chunks of STREAM_CHUNK items, one chunk committing while the
+ * next is parsed (never more, which is what bounds memory). An atomic request is checked whole
+ * first (it is bounded by maxReadings) and written only if nothing was rejected.
+ */
 async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, reply: FastifyReply) {
   const outcome = new Outcome();
-  let chunk: Reading[] = [];
-  let index = 0;
-  // One chunk commits while the next is parsed; never more, which is what bounds memory.
+  const shape = shapeFor(query.precision);
+  let items: unknown[] = [];
+  let lineOf: number[] = [];
+  // The commit in flight never rejects (its error is kept), so no rejection goes unhandled while
+  // the next chunk is parsed.
   let committing: Promise<void> | undefined;
   let commitError: unknown;
-  const commit = async (readings: Reading[]) => {
+  const commit = async (chunk: unknown[], lines: number[]) => {
     await committing;
     if (commitError !== undefined) throw commitError;
-    committing = deps.batcher.submit(readings).then(
-      (stored) => outcome.count(stored),
+    committing = deps.ingest.write(chunk, shape).then(
+      (result) => outcome.add(result, (k) => lines[k]!),
       (error: unknown) => {
         commitError = error;
       },
     );
   };
-  for await (const raw of lines(stream)) {
-    const line = raw.trim();
-    const i = index++;
-    if (line === '') continue;
-    outcome.total++;
-    try {
+  let index = 0;
+  try {
+    for await (const raw of lines(stream)) {
+      const line = raw.trim();
+      const i = index++;
+      if (line === '') continue;
+      outcome.total++;
       let item: unknown;
       try {
         item = JSON.parse(line);
       } catch {
-        throw new ValidationError('reading', `line ${i} is not valid JSON`);
+        outcome.reject(i, new ValidationError('reading', `line ${i} is not valid JSON`));
+        continue;
       }
-      chunk.push(readingFrom(item, query.precision, deps));
-    } catch (error) {
-      outcome.reject(i, error);
+      items.push(item);
+      lineOf.push(i);
+      if (query.atomic) {
+        if (items.length > deps.maxReadings) throw new TooManyReadingsError('body', items.length, deps.maxReadings);
+      } else if (items.length >= STREAM_CHUNK) {
+        await commit(items, lineOf);
+        items = [];
+        lineOf = [];
+      }
     }
-    if (query.atomic) {
-      if (chunk.length > deps.maxReadings) throw new TooManyReadingsError('body', chunk.length, deps.maxReadings);
-    } else if (chunk.length >= STREAM_CHUNK) {
-      await commit(chunk);
-      chunk = [];
-    }
+  } finally {
+    // A commit already sent settles before the request is answered, whatever went wrong since.
+    await committing;
   }
   if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
-  if (!(query.atomic && outcome.rejectedTotal > 0)) await commit(chunk);
-  await committing;
-  if (commitError !== undefined) throw commitError;
+  if (query.atomic) {
+    const lines = lineOf;
+    const result = await deps.ingest.write(items, shape, { atomic: true, checkOnly: outcome.rejectedTotal > 0 });
+    outcome.add(result, (k) => lines[k]!);
+  } else {
+    await commit(items, lineOf);
+    await committing;
+    if (commitError !== undefined) throw commitError;
+  }
   return outcome.send(reply, query.atomic);
 }
 

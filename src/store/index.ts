@@ -1,0 +1,47 @@
+import { ConfigError } from '../domain/errors.js';
+import { sqliteConfig, type SqliteStoreConfig } from './sqlite/config.js';
+import type { TelemetryStore } from './types.js';
+
+/** Which backend, and its own settings. PostgreSQL joins this union in its own issue. */
+export type StoreConfig = { readonly backend: 'sqlite'; readonly sqlite: SqliteStoreConfig };
+
+/** Settings that apply to one backend only, as the app read them; each backend takes its own. */
+export interface BackendSettings {
+  readonly sqlite?: Partial<Omit<SqliteStoreConfig, 'file'>>;
+}
+
+/**
+ * Reads a store location such as `sqlite:./data/tally.db` (also `sqlite://./rel.db`,
+ * `sqlite:///abs.db`). `name` is the variable or flag it came from, for the error that refuses it.
+ */
+export function storeConfig(location: string, settings: BackendSettings = {}, name = 'TALLY_STORE'): StoreConfig {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(location)?.[1]?.toLowerCase();
+  if (scheme === 'sqlite') {
+    let file = location.slice('sqlite:'.length);
+    if (file.startsWith('//')) file = file.slice(2);
+    try {
+      return Object.freeze({ backend: 'sqlite', sqlite: sqliteConfig({ ...settings.sqlite, file }) });
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`${name}: ${err.message}`);
+      throw err;
+    }
+  }
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    throw new ConfigError(`${name}: PostgreSQL is not supported by this version of Tally yet; use sqlite:<path>`);
+  }
+  throw new ConfigError(
+    `${name} must name a store as sqlite:<path> (e.g. sqlite:./data/tally.db), got ${JSON.stringify(location)}` +
+      (scheme === undefined ? '' : `: unknown scheme ${JSON.stringify(scheme)}`),
+  );
+}
+
+/** Opens the configured backend (creating and migrating its storage when needed). */
+export async function openStore(config: StoreConfig): Promise<TelemetryStore> {
+  switch (config.backend) {
+    case 'sqlite': {
+      // Loaded on use, like every backend: a node that runs one never loads another's driver.
+      const { SqliteStore } = await import('./sqlite/store.js');
+      return SqliteStore.open(config.sqlite);
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import type Database from 'better-sqlite3';
+import { chunkHas, chunkInstants, chunkLine, decodeChunk } from './chunk.js';
+import type { DeviceDirectory } from './devices.js';
+
+/**
+ * Chunks of at least this many readings are checked for duplicates through a set of their instants
+ * built once per append; smaller ones by a substring search of their text, which costs less than a
+ * set when a chunk is looked up once or twice.
+ */
+const SET_LOOKUP_READINGS = 256;
+/**
+ * A device's newest chunk takes appended readings while it stays under this many characters: an
+ * append rewrites the whole row, so this bounds what a compaction rewrites per device.
+ */
+const APPEND_CHUNK_BYTES = 3500;
+/** New chunks are cut at this size: what a point lookup or a query decodes per chunk. */
+const NEW_CHUNK_BYTES = 16_384;
+
+/**
+ * The writer's side of the `chunks` table and the summaries kept with it: files a device's readings
+ * in chunks (appending to its open chunk or cutting new ones) and updates its summary in the same
+ * transaction; answers whether a device's chunks hold an instant; deletes old or whole devices'
+ * readings.
+ */
+export class ChunkTable {
+  private readonly covering: Database.Statement<[number, number, number], string | number>;
+  private readonly dataOf: Database.Statement<[number], string>;
+  private readonly insert: Database.Statement<[number, number, number, number, Buffer]>;
+  private readonly append: Database.Statement<[Buffer, number, number, number]>;
+  private readonly updateSummary: Database.Statement<unknown[]>;
+  /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
+  private readonly instantsRead = new Map<number, Set<number>>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly devices: DeviceDirectory,
+  ) {
+    // One plucked column (cheaper than row objects): a small chunk's text, or a large chunk's id, its
+    // text (overflow pages) left unread here and read once per append by `largeChunkInstants`.
+    this.covering = db
+      .prepare(`SELECT CASE WHEN n < ${SET_LOOKUP_READINGS} THEN data ELSE id END FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?`)
+      .pluck() as Database.Statement<[number, number, number], string | number>;
+    this.dataOf = db.prepare('SELECT data FROM chunks WHERE id = ?').pluck() as Database.Statement<[number], string>;
+    // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT.
+    this.insert = db.prepare('INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (?, ?, ?, ?, CAST(? AS TEXT))');
+    this.append = db.prepare('UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ? WHERE id = ?');
+    // Every expression on the right sees the row as it was before this UPDATE; positional parameters
+    // bind faster than named ones, and this runs once per device per compaction.
+    this.updateSummary = db.prepare(`
+      UPDATE devices SET
+        reading_count    = reading_count + ?,
+        cumulative_count = cumulative_count + ?,
+        first_ts_us      = min(coalesce(first_ts_us, ?), ?),
+        latest_ts_text   = CASE WHEN latest_ts_us IS NULL OR ? > latest_ts_us THEN ? ELSE latest_ts_text END,
+        latest_payload   = CASE WHEN latest_ts_us IS NULL OR ? > latest_ts_us THEN ? ELSE latest_payload END,
+        latest_ts_us     = max(coalesce(latest_ts_us, ?), ?)
+      WHERE key = ?`);
+  }
+
+  /** Forgets what duplicate checks read: call at the start of each append. */
+  startAppend(): void {
+    this.instantsRead.clear();
+  }
+
+  /** Whether the device's chunks hold a reading at `tsUs`. */
+  has(deviceKey: number, tsUs: number): boolean {
+    for (const chunk of this.covering.iterate(deviceKey, tsUs, tsUs)) {
+      if (typeof chunk === 'string' ? chunkHas(chunk, tsUs) : this.largeChunkInstants(chunk).has(tsUs)) return true;
+    }
+    return false;
+  }
+
+  private largeChunkInstants(id: number): Set<number> {
+    let instants = this.instantsRead.get(id);
+    if (instants === undefined) {
+      instants = new Set(chunkInstants(this.dataOf.get(id)!));
+      this.instantsRead.set(id, instants);
+    }
+    return instants;
+  }
+
+  /**
+   * Files a device's readings (`ts` ascending, their lines in `text`, `ends` the byte offset after
+   * each) in its chunks, and adds them to its summary.
+   */
+  write(key: number, ts: ArrayLike<number>, text: Buffer, ends: ArrayLike<number>, countSum: number): void {
+    this.instantsRead.clear(); // what was read of a chunk may no longer be all it holds
+    const n = ts.length;
+    const first = ts[0]!;
+    const last = ts[n - 1]!;
+    const open = this.devices.openChunk(key);
+    const appendable = open !== null && first > open.lastTs && open.bytes + text.length <= APPEND_CHUNK_BYTES;
+    if (appendable && this.append.run(text, n, last, open.id).changes === 1) {
+      open.lastTs = last;
+      open.bytes += text.length;
+    } else {
+      // New chunks of at most NEW_CHUNK_BYTES (or one reading); the last becomes the open one if it
+      // is the device's newest.
+      let start = 0;
+      while (start < n) {
+        const from = start === 0 ? 0 : ends[start - 1]!;
+        let end = start + 1;
+        while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
+        const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
+        const id = Number(this.insert.run(key, ts[start]!, ts[end - 1]!, end - start, data).lastInsertRowid);
+        if (open === null || ts[end - 1]! > open.lastTs) this.devices.setOpenChunk(key, { id, lastTs: ts[end - 1]!, bytes: data.length });
+        start = end;
+      }
+    }
+    // Its newest reading: the device's latest state if nothing stored is newer.
+    const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
+    this.updateSummary.run(n, countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
+  }
+
+  /** Removes a device's readings and its summary row (inside the caller's transaction). */
+  deleteDevice(key: number): void {
+    this.db.prepare('DELETE FROM chunks WHERE device_key = ?').run(key);
+    this.db.prepare('DELETE FROM devices WHERE key = ?').run(key);
+  }
+
+  /**
+   * Deletes up to `limit` of the oldest readings before `beforeUs`, chunk by chunk (whole chunks, or
+   * the old head of one), inside the caller's transaction; returns how many went.
+   */
+  prune(beforeUs: number, limit: number): number {
+    let deleted = 0;
+    // Chunks wholly before the cut first, then those that straddle it.
+    const candidates = this.db
+      .prepare(
+        `SELECT id, n, data FROM (SELECT * FROM chunks WHERE last_ts_us < ? ORDER BY last_ts_us LIMIT ?)
+         UNION ALL SELECT id, n, data FROM (SELECT * FROM chunks WHERE first_ts_us < ? AND last_ts_us >= ? ORDER BY first_ts_us LIMIT ?)`,
+      )
+      .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; n: number; data: string }[];
+    const remove = this.db.prepare('DELETE FROM chunks WHERE id = ?');
+    const trim = this.db.prepare('UPDATE chunks SET data = ?, n = ?, first_ts_us = ? WHERE id = ?');
+    for (const { id, n, data } of candidates) {
+      if (deleted >= limit) break;
+      const readings = decodeChunk(data);
+      let old = 0;
+      while (old < readings.length && old < limit - deleted && readings[old]!.tsUs < beforeUs) old++;
+      if (old === n) remove.run(id);
+      else if (old > 0) {
+        const kept = readings.slice(old);
+        trim.run(kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join(''), kept.length, kept[0]!.tsUs, id);
+      }
+      deleted += old;
+    }
+    this.instantsRead.clear();
+    this.devices.forgetOpenChunks();
+    return deleted;
+  }
+}

@@ -1,0 +1,193 @@
+import Database from 'better-sqlite3';
+import type { Reading } from '../../domain/reading.js';
+import { StorageUnavailableError } from '../../domain/errors.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type {
+  AggregateBucket,
+  AggregateQuery,
+  DeviceListQuery,
+  DevicePage,
+  DeviceReadingsQuery,
+  DeviceSummary,
+  ReadingPage,
+} from '../types.js';
+import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
+import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
+import { DEVICE_COLUMNS, listingOf, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
+
+/** Prepared read statements kept at most; past it the cache starts over. */
+const STATEMENT_CACHE_LIMIT = 256;
+
+/** A reading with its device's key: records are ordered, and resumed, by (timestamp, device key). */
+type KeyedReading = ChunkReading & { readonly deviceId: string; readonly key: number };
+
+const RECORDS_LISTING = 'records';
+const historyListing = (order: string) => `history|${order}`;
+
+/**
+ * The queries of the SQLite store, over a read-only connection of their own, which WAL lets
+ * proceed while the writer commits. Callers make sure reads see what was acknowledged first.
+ */
+export class SqliteReads {
+  private db: Database.Database | undefined;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('query_only = true');
+  }
+
+  /**
+   * Runs reads in one read transaction, so they see one snapshot: a compaction committing between
+   * two statements (a device's key, then its chunks; a count, then a page) would otherwise mix
+   * states.
+   */
+  private snapshot<T>(read: () => T): T {
+    if (this.db === undefined) throw new StorageUnavailableError('the store is closed');
+    return this.db.transaction(read).deferred();
+  }
+
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      if (this.db === undefined) throw new StorageUnavailableError('the store is closed');
+      stmt = this.db.prepare(sql);
+      // Payload field names are chosen by clients, so the set of statements is open-ended: bound it.
+      if (this.statements.size >= STATEMENT_CACHE_LIMIT) this.statements.clear();
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  getDevice(deviceId: string): DeviceSummary | undefined {
+    const row = this.statement(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND reading_count > 0`).get(deviceId) as
+      | DeviceRow
+      | undefined;
+    return row === undefined ? undefined : toSummary(row);
+  }
+
+  listDevices(query: DeviceListQuery): DevicePage {
+    const asc = query.order === 'asc';
+    const cmp = asc ? '>' : '<';
+    const value = sortValue(query.sort);
+    const where = ['reading_count > 0'];
+    const params: unknown[] = [];
+    if (query.prefix !== undefined && query.prefix !== '') {
+      // A range the device_id index can serve, then an exact check.
+      where.push("device_id >= ? AND device_id < ? || char(1114111) AND substr(device_id, 1, length(?)) = ?");
+      params.push(query.prefix, query.prefix, query.prefix, query.prefix);
+    }
+    const filter = where.join(' AND ');
+    const listing = listingOf(query);
+    if (query.cursor !== undefined) {
+      const [v, k] = decodeCursor(query.cursor, listing, ['value', 'integer']) as [number | string | null, number];
+      if (query.sort.by !== 'payload') {
+        where.push(`(${value}, key) ${cmp} (?, ?)`);
+        params.push(v, k);
+      } else if (v === null) {
+        // Devices without the field come last in either order, ordered by key among themselves.
+        where.push(`${value} IS NULL AND key ${cmp} ?`);
+        params.push(k);
+      } else {
+        where.push(`(${value} IS NULL OR (${value}, key) ${cmp} (?, ?))`);
+        params.push(v, k);
+      }
+    }
+    const page = `SELECT key, ${value} AS sort_value, ${DEVICE_COLUMNS} FROM devices
+       WHERE ${where.join(' AND ')} ORDER BY ${orderBy(query.sort, asc ? 'ASC' : 'DESC')} LIMIT ? OFFSET ?`;
+    const run = () => {
+      const rows = this.statement(page).all(...params, query.limit, query.offset ?? 0) as Array<DeviceRow & { key: number; sort_value: number | string | null }>;
+      const last = rows.length === query.limit ? rows[rows.length - 1] : undefined;
+      const total = query.withTotal
+        ? (this.statement(`SELECT count(*) FROM devices WHERE ${filter}`).pluck().get(...params.slice(0, query.prefix ? 4 : 0)) as number)
+        : undefined;
+      return {
+        items: rows.map(toSummary),
+        nextCursor: last === undefined ? null : encodeCursor(listing, [last.sort_value, last.key]),
+        ...(total === undefined ? {} : { total }),
+      };
+    };
+    // A page and its total must come from one snapshot; a page alone is one statement.
+    return query.withTotal ? this.snapshot(run) : run();
+  }
+
+  deviceReadings(deviceId: string, query: DeviceReadingsQuery): ReadingPage {
+    const asc = query.order === 'asc';
+    const listing = historyListing(query.order);
+    let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
+    let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
+    if (query.cursor !== undefined) {
+      const [after] = decodeCursor(query.cursor, listing, ['integer']) as [number];
+      if (asc) from = Math.max(from, after + 1);
+      else to = Math.min(to, after);
+    }
+    const items = this.snapshot(() => {
+      const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
+      if (key === undefined) return [];
+      const bound = asc ? 'first_ts_us' : 'last_ts_us';
+      const rows = this.statement(
+        `SELECT ${bound} AS bound, data FROM chunks
+         WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us < ? ORDER BY ${bound} ${asc ? 'ASC' : 'DESC'}`,
+      ).iterate(key, from, to) as Iterable<ChunkRow>;
+      return mergeChunks(rows, {
+        readingsOf: (row) => readingsBetween(row.data, from, to).map((r): Reading => ({ deviceId, ...r })),
+        tsOf: (r) => r.tsUs,
+        compare: asc ? (a, b) => a.tsUs - b.tsUs : (a, b) => b.tsUs - a.tsUs,
+        ascending: asc,
+        limit: query.limit ?? -1,
+      });
+    });
+    const last = query.limit !== undefined && items.length === query.limit ? items[items.length - 1] : undefined;
+    return { items, nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs]) };
+  }
+
+  aggregate(deviceId: string, query: AggregateQuery): AggregateBucket[] {
+    const chunks = this.statement(
+      `SELECT c.data FROM devices d JOIN chunks c ON c.device_key = d.key
+       WHERE d.device_id = ? AND c.last_ts_us >= ? AND c.first_ts_us < ?`,
+    )
+      .pluck()
+      .all(deviceId, query.fromUs, query.toUs) as string[];
+    // aggregateReadings keeps [fromUs, toUs) itself: the chunks' readings go to it unfiltered.
+    return aggregateReadings(chunks.flatMap(decodeChunk), query);
+  }
+
+  listRecords(limit: number, cursor?: string): ReadingPage {
+    const after = cursor === undefined ? undefined : (decodeCursor(cursor, RECORDS_LISTING, ['integer', 'integer']) as [number, number]);
+    // Newest first across devices: chunks by last timestamp, merged; ties in time go by device key.
+    const select = `SELECT c.last_ts_us AS bound, c.data, c.device_key AS key, d.device_id AS deviceId
+       FROM chunks c JOIN devices d ON d.key = c.device_key`;
+    const order = 'ORDER BY c.last_ts_us DESC';
+    const before = (r: KeyedReading) => after === undefined || r.tsUs < after[0] || (r.tsUs === after[0] && r.key < after[1]);
+    const items = this.snapshot(() => {
+      const rows = (
+        after === undefined
+          ? this.statement(`${select} ${order}`).iterate()
+          : this.statement(`${select} WHERE c.first_ts_us <= ? ${order}`).iterate(after[0])
+      ) as Iterable<ChunkRow & { key: number; deviceId: string }>;
+      return mergeChunks(rows, {
+        // Only a chunk's tail can matter once a page's worth is gathered: read it from the end.
+        readingsOf: (row, cutoff) =>
+          decodeChunkTail(row.data, cutoff ?? Number.MIN_SAFE_INTEGER)
+            .map((r): KeyedReading => ({ key: row.key, deviceId: row.deviceId, ...r }))
+            .filter(before),
+        tsOf: (r) => r.tsUs,
+        compare: (a, b) => b.tsUs - a.tsUs || b.key - a.key,
+        ascending: false,
+        limit,
+      });
+    });
+    const last = items.length === limit ? items[items.length - 1] : undefined;
+    return {
+      items: items.map(({ key: _key, ...reading }) => reading),
+      nextCursor: last === undefined ? null : encodeCursor(RECORDS_LISTING, [last.tsUs, last.key]),
+    };
+  }
+
+  close(): void {
+    this.statements.clear();
+    this.db?.close();
+    this.db = undefined;
+  }
+}
