@@ -20,3 +20,57 @@ export const Payload = Type.Unsafe<Record<string, unknown> | null>({
 
 /** A value echoed back as the client sent it, of whatever type. */
 export const AsSent = Type.Unsafe<unknown>({ description: 'as sent' });
+
+/** What each error status means, wherever a route can answer it. */
+const ERROR_MEANINGS: Record<number, string> = {
+  400: 'Invalid input: the body or a parameter breaks a rule; the message names the field',
+  401: 'No valid credentials for a route that needs them',
+  403: 'The credentials do not allow this route (or it is disabled)',
+  404: 'No such device (or route)',
+  413: 'The body, or the number of readings in it, is over the limit',
+  415: 'The Content-Type is not one this route accepts',
+  503: 'The write queue is full, the store is unavailable or the service is shutting down; retry after Retry-After seconds',
+};
+
+/** How a surface renders an error: its body's schema and an example for a status and message. */
+export interface ErrorForm {
+  readonly schema: TSchema;
+  readonly example: (status: number, code: string, message: string) => unknown;
+}
+
+const EXAMPLES: Record<number, [string, string]> = {
+  400: ['InvalidInput', 'readings[0].timestamp must be an RFC 3339 timestamp with a zone'],
+  401: ['Unauthorized', 'this endpoint needs the header Authorization: Bearer <TALLY_ADMIN_TOKEN>'],
+  403: ['Forbidden', 'admin endpoints are disabled: set TALLY_ADMIN_TOKEN to enable them'],
+  404: ['NotFound', 'device "meter-9" not found'],
+  413: ['PayloadTooLarge', 'Request body is too large'],
+  415: ['UnsupportedMediaType', 'Unsupported Media Type: text/plain'],
+  503: ['QueueFull', 'the write queue is full (100000 readings waiting); retry shortly'],
+};
+
+/** Response entries documenting the error statuses a route can answer, in its surface's form. */
+export function errorReplies(form: ErrorForm, statuses: readonly number[]): Record<number, TSchema> {
+  return Object.fromEntries(
+    statuses.map((status) => {
+      const [code, message] = EXAMPLES[status]!;
+      return [status, reply(ERROR_MEANINGS[status]!, form.schema, form.example(status, code, message))];
+    }),
+  );
+}
+
+/** Tally's own error body, `{"error": {"code", "message", "field"?}}` (also the Device readings and Records surfaces'). */
+export const TallyErrorForm: ErrorForm = {
+  schema: Type.Object(
+    {
+      error: Type.Object(
+        { code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) },
+        { additionalProperties: true },
+      ),
+    },
+    { additionalProperties: true },
+  ),
+  example: (status, code, message) => ({ error: { code, message, ...(status === 400 ? { field: 'readings[0].timestamp' } : {}) } }),
+};
+
+/** Statuses every write route can answer: bad input, too large, wrong type, queue full. */
+export const WRITE_ERRORS = [400, 413, 415, 503] as const;

@@ -76,13 +76,19 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
   // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
   app.register(swagger, {
     openapi: {
-      info: { title: 'Tally', version: '0.1.0', description: 'Durable, fast ingestion of device readings' },
+      info: {
+        title: 'Tally',
+        version: '0.1.0',
+        description:
+          'Durable, fast ingestion of device readings. Every 2xx to a write is sent after the commit holding its readings. ' +
+          "Besides Tally's own /v1 API, the APIs of four earlier services are served exactly as they documented them.",
+      },
       tags: [
-        { name: 'v1', description: "Tally's own API" },
-        { name: 'bright-counter', description: 'Seed 002 surface' },
-        { name: 'device-readings', description: 'Seed 004 surface' },
-        { name: 'records', description: 'Seed 000 surface' },
-        { name: 'vital-data', description: 'Seed 003 surface' },
+        { name: 'v1', description: "Tally's own API: errors are {\"error\":{\"code\",\"message\",\"field\"}}" },
+        { name: 'bright-counter', description: 'Bright Counter: UUID devices, positive counts, all-or-nothing batches' },
+        { name: 'device-readings', description: 'Device readings: per-reading results, timestamps echoed as sent' },
+        { name: 'records', description: 'Records: availability, records newest first, the write buffer' },
+        { name: 'vital-data', description: 'Vital data: epoch-second measurements, latest state of every device' },
       ],
     },
   });

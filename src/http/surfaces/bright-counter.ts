@@ -6,7 +6,7 @@ import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
 import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
-import { reply as doc } from '../docs.js';
+import { errorReplies, reply as doc, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -35,6 +35,14 @@ const ERRORS = 'Errors: {"status":"error","error_message":"...","status_code":N}
 function renderError(problem: Problem): unknown {
   return { status: 'error', error_message: problem.message, status_code: problem.status };
 }
+
+const ErrorForm_: ErrorForm = {
+  schema: Type.Object(
+    { status: Type.String(), error_message: Type.String(), status_code: Type.Integer() },
+    { additionalProperties: true },
+  ),
+  example: (status, _code, message) => ({ status: 'error', error_message: message, status_code: status }),
+};
 
 const readingPath = (i: number) => `readings[${i}].`;
 
@@ -73,7 +81,7 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
         summary: 'Store readings of one device, all or nothing',
         description: `id must be a UUID; counts must be > 0; one invalid reading stores nothing (400); duplicates are ignored. ${ERRORS}`,
         body: CreateBody,
-        response: { 201: doc('Stored (committed)', Status, OK) },
+        response: { 201: doc('Stored (committed)', Status, OK), ...errorReplies(ErrorForm_, WRITE_ERRORS) },
       },
       preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
     async (request, reply) => {
@@ -93,7 +101,10 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
         summary: "The device's latest timestamp, in the offset it was sent with",
         description: `404 when the device has no readings. ${ERRORS}`,
         params: DeviceParams,
-        response: { 200: doc('Latest timestamp', Type.Object({ timestamp: Type.String() }), { timestamp: '2021-09-29T16:09:15+0100' }) },
+        response: {
+          200: doc('Latest timestamp', Type.Object({ timestamp: Type.String() }), { timestamp: '2021-09-29T16:09:15+0100' }),
+          ...errorReplies(ErrorForm_, [400, 404]),
+        },
       },
     },
     async (request) => {
@@ -111,7 +122,10 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
         summary: 'Sum of all stored counts of the device',
         description: `404 when the device has no readings. ${ERRORS}`,
         params: DeviceParams,
-        response: { 200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 23 }) },
+        response: {
+          200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 23 }),
+          ...errorReplies(ErrorForm_, [400, 404]),
+        },
       },
     },
     async (request) => ({ cumulative_count: (await summary(request.params.id)).cumulativeCount }),

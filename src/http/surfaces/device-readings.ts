@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
 import { formatUtc } from '../../domain/timestamp.js';
 import type { DeviceSummary } from '../../store/types.js';
-import { OpenObject, reply as doc } from '../docs.js';
+import { errorReplies, OpenObject, reply as doc, TallyErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 004, the device readings API: reads. Timestamps come back exactly as they were sent. */
@@ -20,19 +20,20 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
   const latest = (d: DeviceSummary) => d.latestTsText ?? formatUtc(d.latestTsUs);
   const tags = ['device-readings'];
   const description = '404 {"error":{"message"}} when the device has no readings. Timestamps as sent.';
+  const errors = errorReplies(TallyErrorForm, [400, 404]);
   const latestSchema = {
     tags,
     summary: "The device's latest timestamp",
     description,
     params: DeviceParams,
-    response: { 200: doc('Latest', Type.Object({ latest_timestamp: Type.String() }), { latest_timestamp: '2023-01-01T00:00:00Z' }) },
+    response: { 200: doc('Latest', Type.Object({ latest_timestamp: Type.String() }), { latest_timestamp: '2023-01-01T00:00:00Z' }), ...errors },
   };
   const countSchema = {
     tags,
     summary: 'Sum of all stored counts of the device',
     description,
     params: DeviceParams,
-    response: { 200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 300 }) },
+    response: { 200: doc('Cumulative count', Type.Object({ cumulative_count: Type.Integer() }), { cumulative_count: 300 }), ...errors },
   };
   const deviceSchema = {
     tags,
@@ -45,6 +46,7 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
         Type.Object({ data: OpenObject, latest_timestamp: Type.String(), cumulative_count: Type.Integer() }),
         { data: { '2023-01-01T00:00:00Z': 3, '2023-01-01T00:00:01Z': 2 }, latest_timestamp: '2023-01-01T00:00:01Z', cumulative_count: 5 },
       ),
+      ...errors,
     },
   };
 

@@ -4,7 +4,7 @@ import { ValidationError } from '../../domain/errors.js';
 import { checkDeviceId } from '../../domain/reading.js';
 import { ItemStatus } from '../../ingest/pipeline.js';
 import type { ReadingShape } from '../../ingest/shape.js';
-import { AsSent, reply as doc } from '../docs.js';
+import { AsSent, errorReplies, reply as doc, TallyErrorForm, WRITE_ERRORS } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -125,6 +125,7 @@ export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done)
           201: doc('Record: stored', Status, { status: 'ok' }),
           202: doc('Device readings: every reading stored', Results, { results: [resultsExample.results[0]] }),
           207: doc('Device readings: some readings not stored', Results, resultsExample),
+          ...errorReplies(TallyErrorForm, WRITE_ERRORS),
         },
       },
       preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },

@@ -2,7 +2,7 @@ import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Reading } from '../../domain/reading.js';
 import { formatUtc } from '../../domain/timestamp.js';
-import { OpenObject, Payload, reply as doc } from '../docs.js';
+import { errorReplies, OpenObject, Payload, reply as doc, TallyErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 000, the records API: availability, stored records (newest first) and the write buffer. */
@@ -48,6 +48,7 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
         Type.Object({ records: Type.Array(RecordSchema), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
         { records: [recordExample], next_cursor: null },
       ),
+      ...errorReplies(TallyErrorForm, [400]),
     },
   };
   app.get<{ Querystring: RecordsQuery }>('/records', { schema: recordsSchema }, async (request) => {

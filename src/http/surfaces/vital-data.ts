@@ -4,7 +4,7 @@ import { formatUtc } from '../../domain/timestamp.js';
 import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSort, DeviceSummary } from '../../store/types.js';
 import { sendProblem, type Problem } from '../errors.js';
-import { reply as doc } from '../docs.js';
+import { errorReplies, reply as doc, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
 /** Seed 003, vital data: integer-second timestamps, numeric vital fields, latest state of every device. */
@@ -67,6 +67,21 @@ function renderError(problem: Problem): unknown {
   return { status: 'error', message: problem.message };
 }
 
+const ErrorForm_: ErrorForm = {
+  schema: Type.Object(
+    {
+      status: Type.String(),
+      message: Type.String(),
+      issues: Type.Optional(Type.Array(Type.Object({ path: Type.Array(Type.Unknown()), message: Type.String() }, { additionalProperties: true }))),
+    },
+    { additionalProperties: true },
+  ),
+  example: (status, _code, message) =>
+    status === 400
+      ? { status: 'error', message: 'Invalid payload', issues: [{ path: ['timestamp'], message: 'timestamp must be integer' }] }
+      : { status: 'error', message },
+};
+
 function resourceOf(device: DeviceSummary) {
   const payload = device.latestPayload === null ? {} : (JSON.parse(device.latestPayload) as Record<string, unknown>);
   const { heartRateValue, heartRate, breathRateValue, breathRate, bloodPressureSystolic, bloodPressureDiastolic, ...rest } =
@@ -90,7 +105,7 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
     summary: 'Store one measurement (acknowledged after the commit)',
     description: ERRORS,
     body: VitalBody,
-    response: { 202: doc('Stored', Type.Object({ status: Type.String() }), { status: 'accepted' }) },
+    response: { 202: doc('Stored', Type.Object({ status: Type.String() }), { status: 'accepted' }), ...errorReplies(ErrorForm_, WRITE_ERRORS) },
   };
   app.post<{ Body: VitalBody }>('/vital-data', { schema: postSchema }, async (request, reply) => {
     const { device, timestamp, ...vitals } = request.body;
@@ -111,6 +126,7 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
           { deviceId: 'fitband-alpha', heartRate: 88, breathRate: null, bloodPressureSystolic: null, bloodPressureDiastolic: null, lastUpdated: '2025-06-18T10:00:00Z' },
         ],
       }),
+      ...errorReplies(ErrorForm_, [400]),
     },
   };
   app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: getSchema }, async (request) => {

@@ -43,8 +43,8 @@ export function canonicalUtcDigits(tsText: string): number {
 
 /**
  * `String(n)` for an integer, faster for the 16-digit microsecond timestamps of the hot path: V8
- * formats a number beyond the small-integer range through its double-to-string routine (measured
- * ~160 ns here), while two halves under 10^8 each take the small-integer path (~60 ns together).
+ * formats a number beyond the small-integer range through its slower double-to-string routine,
+ * while two halves under 10^8 each take the small-integer path.
  */
 export function integerText(n: number): string {
   if (n < 1e8 || !Number.isSafeInteger(n)) return String(n);

@@ -9,7 +9,9 @@ export type WriterRequest =
   /** Compact until readers see everything through journal seq `through`. */
   | { readonly op: 'compact'; readonly through: number }
   | { readonly op: 'deleteDevice'; readonly deviceId: string }
-  | { readonly op: 'prune'; readonly beforeUs: number; readonly limit: number };
+  | { readonly op: 'prune'; readonly beforeUs: number; readonly limit: number }
+  /** The durability settings the writer's connection is actually running with. */
+  | { readonly op: 'settings' };
 
 export type WriterOp = WriterRequest['op'];
 
@@ -20,6 +22,13 @@ export interface WriterResults {
   readonly compact: Record<string, never>;
   readonly deleteDevice: { readonly existed: boolean };
   readonly prune: { readonly deleted: number };
+  readonly settings: WriterSettings;
+}
+
+/** Read back from the writer's connection, not from the configuration it was given. */
+export interface WriterSettings {
+  readonly synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+  readonly journalMode: string;
 }
 
 /** A request as posted: with the id its response will carry. */

@@ -13,6 +13,7 @@ import type {
 } from '../types.js';
 import { toColumns, transferList } from './columns.js';
 import type { SqliteStoreConfig } from './config.js';
+import type { WriterSettings } from './protocol.js';
 import { SqliteReads } from './reads.js';
 import { WriterClient } from './writer-client.js';
 
@@ -83,6 +84,11 @@ export class SqliteStore implements TelemetryStore {
   async listRecords(query: { limit: number; cursor?: string }): Promise<ReadingPage> {
     await this.writer.visible();
     return this.reads.listRecords(query.limit, query.cursor);
+  }
+
+  /** The durability settings the writer thread's connection runs with, read back from SQLite. */
+  settings(): Promise<WriterSettings> {
+    return this.writer.call({ op: 'settings' });
   }
 
   close(): Promise<void> {

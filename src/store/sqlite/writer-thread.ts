@@ -99,6 +99,9 @@ port.on('message', (request: Envelope | CloseRequest) => {
       case 'prune':
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { deleted: writer.prune(request.beforeUs, request.limit) } };
         break;
+      case 'settings':
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: writer.settings() };
+        break;
       case 'deleteDevice':
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { existed: writer.deleteDevice(request.deviceId) } };
         break;

@@ -8,6 +8,9 @@ import { DeviceDirectory } from './devices.js';
 import { Journal } from './journal.js';
 import { openWriterDatabase } from './open.js';
 import { PendingReadings } from './pending.js';
+import type { WriterSettings } from './protocol.js';
+
+const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 /** What an append reports: a flag per reading, and the journal position that holds them. */
 export interface AppendResult {
@@ -26,8 +29,7 @@ export interface AppendResult {
  * crash the journal is replayed on open.
  */
 export class SqliteWriter {
-  /** The connection, for what the writer thread may need to ask it directly (tests read its pragmas). */
-  readonly db: Database.Database;
+  private readonly db: Database.Database;
   private readonly lock: Database.Database;
   private readonly pending = new PendingReadings();
   private readonly devices: DeviceDirectory;
@@ -97,6 +99,12 @@ export class SqliteWriter {
     // (the journal still holds all of them: it loses a round's entries only with its last slice).
     if (progress !== undefined) this.compactor.resume(progress.doneKey, progress.through);
     this.compactAll();
+  }
+
+  /** The durability settings in force on this connection, as SQLite reports them. */
+  settings(): WriterSettings {
+    const level = this.db.pragma('synchronous', { simple: true }) as number;
+    return { synchronous: SYNCHRONOUS_NAMES[level]!, journalMode: this.db.pragma('journal_mode', { simple: true }) as string };
   }
 
   /** Removes a device and all its readings; returns whether it existed. */

@@ -4,7 +4,7 @@ import { parseDuration } from '../../../domain/duration.js';
 import { NotFoundError, ValidationError } from '../../../domain/errors.js';
 import { formatUtc } from '../../../domain/timestamp.js';
 import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
-import { Payload, reply as doc } from '../../docs.js';
+import { errorReplies, Payload, reply as doc, TallyErrorForm } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
 import { deviceItem, queryInstant, readingItem } from './format.js';
 
@@ -113,7 +113,10 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
         tags,
         summary: 'Latest state of all devices, sorted, keyset-paginated',
         querystring: ListQuery,
-        response: { 200: doc('A page of devices', Type.Object({ items: Type.Array(DeviceItem), next_cursor: NextCursor }), { items: [deviceExample], next_cursor: null }) },
+        response: {
+          200: doc('A page of devices', Type.Object({ items: Type.Array(DeviceItem), next_cursor: NextCursor }), { items: [deviceExample], next_cursor: null }),
+          ...errorReplies(TallyErrorForm, [400]),
+        },
       },
     },
     async (request) => {
@@ -132,7 +135,12 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.get<{ Params: DeviceParams }>(
     '/v1/devices/:id',
     {
-      schema: { tags, summary: "A device's summary (404 if unknown)", params: DeviceParams, response: { 200: doc('The device', DeviceItem, deviceExample) } },
+      schema: {
+        tags,
+        summary: "A device's summary (404 if unknown)",
+        params: DeviceParams,
+        response: { 200: doc('The device', DeviceItem, deviceExample), ...errorReplies(TallyErrorForm, [400, 404]) },
+      },
     },
     async (request) => deviceItem(await device(request.params.id)),
   );
@@ -150,6 +158,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
             items: [{ device_id: 'meter-1', ts: '2025-06-18T10:00:00Z', count: 3, payload: { temp: 21.5 } }],
             next_cursor: null,
           }),
+          ...errorReplies(TallyErrorForm, [400, 404]),
         },
       },
     },
@@ -176,6 +185,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
           200: doc('Non-empty buckets, oldest first', Type.Object({ buckets: Type.Array(Bucket) }), {
             buckets: [{ start: '2025-06-18T10:00:00Z', count: 12, avg: 21.4 }],
           }),
+          ...errorReplies(TallyErrorForm, [400, 404]),
         },
       },
     },
@@ -210,7 +220,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
         tags,
         summary: 'Remove a device and its readings (admin: Authorization: Bearer <TALLY_ADMIN_TOKEN>)',
         params: DeviceParams,
-        response: { 204: { description: 'Removed', type: 'null' } },
+        response: { 204: { description: 'Removed', type: 'null' }, ...errorReplies(TallyErrorForm, [400, 401, 403, 404]) },
       },
     },
     async (request, reply) => {

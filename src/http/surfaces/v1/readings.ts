@@ -5,7 +5,7 @@ import { TooManyReadingsError, ValidationError } from '../../../domain/errors.js
 import type { IngestOutcome } from '../../../ingest/pipeline.js';
 import type { ReadingShape } from '../../../ingest/shape.js';
 import { HttpError } from '../../errors.js';
-import { reply as doc } from '../../docs.js';
+import { errorReplies, reply as doc, TallyErrorForm } from '../../docs.js';
 import { limitReadings } from '../../limits.js';
 import type { SurfaceDeps } from '../../server.js';
 
@@ -217,6 +217,12 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
         response: {
           200: doc('Nothing rejected', Outcome_, { accepted: 2, duplicates: 0, rejected: [] }),
           207: doc('Some readings rejected; the valid ones are stored', Outcome_, { accepted: 1, duplicates: 0, rejected: [rejectedExample] }),
+          ...errorReplies(TallyErrorForm, [413, 415, 503]),
+          400: doc(
+            'Every reading rejected (or atomic=true and any was): the outcome body, nothing stored; or a request-level error {"error":{...}}',
+            Type.Union([Outcome_, TallyErrorForm.schema]),
+            { accepted: 0, duplicates: 0, rejected: [rejectedExample] },
+          ),
         },
       },
       preValidation: limitReadings(deps.maxReadings, 'body', (body) => body),
