@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { get, nestedObject, nestedObjectText, post, send, type Answer, type Harness } from './util.js';
+import { get, nestedObject, nestedObjectText, post, send, type Answer, type Harness } from './client.js';
 
 /**
  * Bad input on every surface: a clear JSON error naming what is wrong, nothing stored, never a 5xx,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { get, post, type Harness } from './util.js';
+import { get, post, type Harness } from './client.js';
 
 /** Seed 000, the records API: GET /, POST /ingest {device_id, timestamp, data_payload}, /records, /check-buffer. */
 

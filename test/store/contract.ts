@@ -175,29 +175,70 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         });
 
         test('duplicates inside one batch: the first in batch order wins', async () => {
-          const a = dev('inbatch-a');
-          const b = dev('inbatch-b');
-          const stored = await store().appendBatch([
+          const history = async (d: string) =>
+            (await store().deviceReadings(d, { order: 'asc' })).items.map((r) => [r.tsUs, r.count, r.tsText, r.payload]);
+
+          // Adjacent: one device's readings at one instant, one right after the other in the batch.
+          const a = dev('inbatch-adjacent');
+          const adjacent = await store().appendBatch([
+            reading(a, at(5), { count: 1 }),
             reading(a, at(7), { count: 2, payload: { n: 'first' } }),
-            reading(b, at(7), { count: 1 }),
-            reading(a, at(6), { count: 1 }),
             reading(a, at(7), { count: 5, payload: { n: 'second' } }),
-            reading(b, at(7), { count: 100 }),
             reading(a, at(7), { count: 9, payload: { n: 'third' } }),
+            reading(a, at(6), { count: 1 }),
           ]);
-          expect(flags(stored)).toEqual([1, 1, 1, 0, 0, 0]);
+          expect(flags(adjacent)).toEqual([1, 1, 0, 0, 1]);
           expect(await store().getDevice(a)).toMatchObject({
+            readingCount: 3,
+            cumulativeCount: 4,
+            latestTsUs: at(7),
+            latestPayload: '{"n":"first"}',
+          });
+          expect(await history(a)).toEqual([
+            [at(5), 1, formatUtc(at(5)), null],
+            [at(6), 1, formatUtc(at(6)), null],
+            [at(7), 2, formatUtc(at(7)), '{"n":"first"}'],
+          ]);
+
+          // Adjacent, the whole batch, the same instant written with two offsets: the first's text stays.
+          const o = dev('inbatch-offsets');
+          const offsets = await store().appendBatch([
+            fromText(o, '2021-09-29T16:09:15+01:00', { count: 3, payload: { n: 'first' } }),
+            fromText(o, '2021-09-29T15:09:15Z', { count: 4, payload: { n: 'second' } }),
+          ]);
+          expect(flags(offsets)).toEqual([1, 0]);
+          expect(await store().getDevice(o)).toMatchObject({
+            readingCount: 1,
+            cumulativeCount: 3,
+            latestTsText: '2021-09-29T16:09:15+01:00',
+            latestPayload: '{"n":"first"}',
+          });
+          expect(await history(o)).toEqual([[1_632_928_155_000_000, 3, '2021-09-29T16:09:15+01:00', '{"n":"first"}']]);
+
+          // Split: another device's readings, and another instant, between the duplicates.
+          const s = dev('inbatch-split');
+          const b = dev('inbatch-other');
+          const split = await store().appendBatch([
+            reading(s, at(7), { count: 2, payload: { n: 'first' } }),
+            reading(b, at(7), { count: 1 }),
+            reading(s, at(6), { count: 1 }),
+            reading(s, at(7), { count: 5, payload: { n: 'second' } }),
+            reading(b, at(7), { count: 100 }),
+            reading(s, at(7), { count: 9, payload: { n: 'third' } }),
+          ]);
+          expect(flags(split)).toEqual([1, 1, 1, 0, 0, 0]);
+          expect(await store().getDevice(s)).toMatchObject({
             readingCount: 2,
             cumulativeCount: 3,
             latestTsUs: at(7),
             latestPayload: '{"n":"first"}',
           });
           expect(await store().getDevice(b)).toMatchObject({ readingCount: 1, cumulativeCount: 1 });
-          const history = (await store().deviceReadings(a, { order: 'asc' })).items;
-          expect(history.map((r) => [r.tsUs, r.count, r.payload])).toEqual([
-            [at(6), 1, null],
-            [at(7), 2, '{"n":"first"}'],
+          expect(await history(s)).toEqual([
+            [at(6), 1, formatUtc(at(6)), null],
+            [at(7), 2, formatUtc(at(7)), '{"n":"first"}'],
           ]);
+          expect(await history(b)).toEqual([[at(7), 1, formatUtc(at(7)), null]]);
         });
 
         test('getDevice of an unknown device is undefined', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { call, get, postReadings, type Harness } from './util.js';
+import { del, get, postReadings, type Harness } from '../http/client.js';
 
 /** DELETE /v1/devices/:id: admin only, removes the device and its readings and nothing else. */
 
@@ -17,7 +17,7 @@ describe('without TALLY_ADMIN_TOKEN', () => {
   test('DELETE is 403 Forbidden whatever the header says, and deletes nothing', async () => {
     const variants: Array<Record<string, string>> = [{}, { authorization: `Bearer ${TOKEN}` }, { authorization: 'Bearer ' }];
     for (const headers of variants) {
-      const res = await call(t, 'DELETE', '/v1/devices/keep-1', { headers });
+      const res = await del(t, '/v1/devices/keep-1', headers);
       expect(res.status).toBe(403);
       expect(res.json.error.code).toBe('Forbidden');
       expect(res.json.error.message).toContain('TALLY_ADMIN_TOKEN');
@@ -52,17 +52,17 @@ describe('with TALLY_ADMIN_TOKEN', () => {
       { authorization: `bearer${TOKEN}` },
     ];
     for (const headers of wrong) {
-      const res = await call(t, 'DELETE', '/v1/devices/del-1', { headers });
+      const res = await del(t, '/v1/devices/del-1', headers);
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(res.json.error.code).toBe('Unauthorized');
     }
     // Unauthenticated callers cannot probe which devices exist: an unknown one is also a 401.
-    expect((await call(t, 'DELETE', '/v1/devices/nobody')).status).toBe(401);
+    expect((await del(t, '/v1/devices/nobody')).status).toBe(401);
     expect((await get(t, '/v1/devices/del-1')).json.reading_count).toBe(2);
   });
 
   test('204, then the device and its readings are gone; other devices untouched', async () => {
-    const res = await call(t, 'DELETE', '/v1/devices/del-1', { headers: auth });
+    const res = await del(t, '/v1/devices/del-1', auth);
     expect(res.status).toBe(204);
     expect(res.text).toBe('');
 
@@ -85,7 +85,7 @@ describe('with TALLY_ADMIN_TOKEN', () => {
 
   test('deleting it again, or an unknown device, is 404', async () => {
     for (const id of ['del-1', 'nobody']) {
-      const res = await call(t, 'DELETE', `/v1/devices/${id}`, { headers: auth });
+      const res = await del(t, `/v1/devices/${id}`, auth);
       expect(res.status, id).toBe(404);
       expect(res.json.error.code).toBe('NotFound');
     }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { get, postReadings, rng, utc, type Harness } from './util.js';
+import { get, postReadings, rng, utc, type Harness } from '../http/client.js';
 
 /**
  * GET /v1/devices/:id/aggregate, checked against aggregates computed here, independently, from

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { allPages, get, postReadings, RFC3339_UTC, rng, utc, type Harness } from './util.js';
+import { allPages, get, postReadings, RFC3339_UTC, rng, utc, type Harness } from '../http/client.js';
 
 /** GET /v1/devices and GET /v1/devices/:id. */
 

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import { allPages, get, postNdjson, type Harness } from './util.js';
+import { allPages, get, postNdjson, type Harness } from '../http/client.js';
 
 /** POST /v1/readings with an NDJSON body (application/x-ndjson). */
 

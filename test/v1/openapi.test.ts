@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTally } from '../helpers.js';
-import type { Harness } from './util.js';
+import type { Harness } from '../http/client.js';
 
 /** GET /openapi.json and the browsable reference at /docs, with no external CDN. */
 

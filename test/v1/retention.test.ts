@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/app/config.js';
 import { createTally, type Tally } from '../../src/app/tally.js';
 import { tempDir } from '../helpers.js';
-import { utc } from './util.js';
+import { utc } from '../http/client.js';
 
 /**
  * TALLY_RETENTION: readings are first stored by a Tally that keeps everything; a Tally with a 1-day
