@@ -27,6 +27,21 @@ export interface Tally {
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_BATCH = 2_000;
 
+/**
+ * Time the HTTP server gives open connections to finish when it stops: a client reading a long
+ * stream slowly (or not at all) must not hold the shutdown, and the queue's commits, forever.
+ */
+const HTTP_GRACE_MS = 10_000;
+
+async function closeHttp(server: FastifyInstance): Promise<void> {
+  const cut = setTimeout(() => server.server.closeAllConnections(), HTTP_GRACE_MS).unref();
+  try {
+    await server.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}
+
 export async function createTally(config: Config): Promise<Tally> {
   const store = await openStore(config.store);
   const batcher = new GroupCommitBatcher(store, {
@@ -54,7 +69,7 @@ export async function createTally(config: Config): Promise<Tally> {
       // Each step runs even if an earlier one failed, in this order: no new requests, then every
       // accepted reading committed, then the store closed.
       const steps: Array<[string, () => Promise<unknown>]> = [
-        ['http', () => server.close()],
+        ['http', () => closeHttp(server)],
         ['retention', async () => pruner?.stop()],
         ['batcher', () => batcher.close()],
         ['store', () => store.close()],

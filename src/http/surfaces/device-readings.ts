@@ -1,8 +1,9 @@
+import { Readable } from 'node:stream';
 import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
 import { formatUtc } from '../../domain/timestamp.js';
-import type { DeviceSummary } from '../../store/types.js';
+import type { DeviceSummary, TelemetryStore } from '../../store/types.js';
 import { errorReplies, OpenObject, reply as doc, TallyErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -10,6 +11,31 @@ import type { SurfaceDeps } from '../server.js';
 
 const DeviceParams = Type.Object({ deviceId: Type.String({ minLength: 1 }) });
 type DeviceParams = Static<typeof DeviceParams>;
+
+/** Readings read and rendered per step of the `data` map's stream: what bounds its memory. */
+const STREAM_PAGE = 5000;
+
+/**
+ * The JSON of GET /devices/:id, `{"data":{...},"latest_timestamp":...,"cumulative_count":...}`,
+ * produced page by page from a keyset cursor: however many readings the device has, the process
+ * holds one page. A consumer that stops reading (a client gone) stops the pages.
+ */
+async function* deviceJson(store: TelemetryStore, device: DeviceSummary, latestText: string): AsyncGenerator<string> {
+  yield '{"data":{';
+  let cursor: string | undefined;
+  let first = true;
+  do {
+    const page = await store.deviceReadings(device.deviceId, { order: 'asc', limit: STREAM_PAGE, cursor });
+    let text = '';
+    for (const r of page.items) {
+      text += `${first ? '' : ','}${JSON.stringify(r.tsText ?? formatUtc(r.tsUs))}:${r.count === null ? 'null' : r.count}`;
+      first = false;
+    }
+    yield text;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  yield `},"latest_timestamp":${JSON.stringify(latestText)},"cumulative_count":${device.cumulativeCount}}`;
+}
 
 export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   async function summary(deviceId: string): Promise<DeviceSummary> {
@@ -58,13 +84,10 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
     cumulative_count: (await summary(request.params.deviceId)).cumulativeCount,
   }));
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema: deviceSchema }, async (request) => {
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema: deviceSchema }, async (request, reply) => {
     const device = await summary(request.params.deviceId);
-    const data: Record<string, number | null> = {};
-    for (const r of (await deps.store.deviceReadings(device.deviceId, { order: 'asc' })).items) {
-      data[r.tsText ?? formatUtc(r.tsUs)] = r.count;
-    }
-    return { data, latest_timestamp: latest(device), cumulative_count: device.cumulativeCount };
+    // Streamed, not serialised whole: "every reading of the device" has no upper bound.
+    return reply.type('application/json; charset=utf-8').send(Readable.from(deviceJson(deps.store, device, latest(device))));
   });
 
   done();

@@ -26,7 +26,12 @@ export interface SqliteStoreConfig {
    * (default `DIRECT_RUN_READINGS`). Tests set it low to take that path often.
    */
   readonly directRunReadings?: number;
+  /** Reader threads, each with its own connection (default `DEFAULT_READERS`). */
+  readonly readers?: number;
 }
+
+/** One per core of the machines Tally is sized for: a long query occupies one, the other answers. */
+export const DEFAULT_READERS = 2;
 
 /**
  * Readings in one device's run below which the journal is cheaper: a direct write costs a chunk

@@ -12,15 +12,16 @@ import type {
   TelemetryStore,
 } from '../types.js';
 import { toColumns, transferList } from './columns.js';
-import type { SqliteStoreConfig } from './config.js';
+import { DEFAULT_READERS, type SqliteStoreConfig } from './config.js';
 import type { WriterSettings } from './protocol.js';
-import { SqliteReads } from './reads.js';
+import { ReaderPool } from './reader-pool.js';
 import { WriterClient } from './writer-client.js';
 
 /**
  * SQLite backend. One writer thread owns all writes (group-committed batches arrive from the
- * ingest pipeline); reads run over their own connection, after making sure they see every
- * acknowledged batch (read-your-writes, as the contract promises).
+ * ingest pipeline); reads run on reader threads, each with its own connection, after making sure
+ * they see every acknowledged batch (read-your-writes, as the contract promises). Nothing but
+ * messages runs on the caller's thread, so no query holds up the event loop that parses requests.
  */
 export class SqliteStore implements TelemetryStore {
   readonly name = 'sqlite';
@@ -35,7 +36,7 @@ export class SqliteStore implements TelemetryStore {
 
   private constructor(
     private readonly writer: WriterClient,
-    private readonly reads: SqliteReads,
+    private readonly reads: ReaderPool,
   ) {}
 
   /** Opens (creating its directory, the file, and migrating when needed) the database at `config.file`. */
@@ -43,7 +44,14 @@ export class SqliteStore implements TelemetryStore {
     mkdirSync(dirname(config.file), { recursive: true });
     const writer = new WriterClient(Object.freeze({ ...config }));
     await writer.start(); // the writer creates and migrates the file before anyone reads it
-    return new SqliteStore(writer, new SqliteReads(config.file));
+    const readers = new ReaderPool(config.file, config.readers ?? DEFAULT_READERS);
+    try {
+      await readers.start();
+    } catch (err) {
+      await writer.close();
+      throw err;
+    }
+    return new SqliteStore(writer, readers);
   }
 
   async appendBatch(readings: readonly Reading[]): Promise<Uint8Array> {
@@ -63,27 +71,27 @@ export class SqliteStore implements TelemetryStore {
 
   async getDevice(deviceId: string): Promise<DeviceSummary | undefined> {
     await this.writer.visible();
-    return this.reads.getDevice(deviceId);
+    return this.reads.call('getDevice', deviceId);
   }
 
   async listDevices(query: DeviceListQuery): Promise<DevicePage> {
     await this.writer.visible();
-    return this.reads.listDevices(query);
+    return this.reads.call('listDevices', query);
   }
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<ReadingPage> {
     await this.writer.visible();
-    return this.reads.deviceReadings(deviceId, query);
+    return this.reads.call('deviceReadings', deviceId, query);
   }
 
   async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
     await this.writer.visible();
-    return this.reads.aggregate(deviceId, query);
+    return this.reads.call('aggregate', deviceId, query);
   }
 
   async listRecords(query: { limit: number; cursor?: string }): Promise<ReadingPage> {
     await this.writer.visible();
-    return this.reads.listRecords(query.limit, query.cursor);
+    return this.reads.call('listRecords', query.limit, query.cursor);
   }
 
   /** The durability settings the writer thread's connection runs with, read back from SQLite. */
@@ -93,8 +101,7 @@ export class SqliteStore implements TelemetryStore {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.writer.close();
-      this.reads.close();
+      await Promise.all([this.writer.close(), this.reads.close()]);
     })();
     return this.closing;
   }

@@ -1,21 +1,8 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { StorageUnavailableError } from '../../domain/errors.js';
 import type { SqliteStoreConfig } from './config.js';
+import { spawnThread } from './thread.js';
 import type { CloseRequest, Envelope, WriterOp, WriterReady, WriterRequest, WriterResponse, WriterResults } from './protocol.js';
-
-/**
- * Where the writer thread's code lives. Under the TypeScript sources (tests) the thread bootstraps
- * tsx first; the built service runs the compiled JavaScript directly.
- */
-function spawnWriter(config: SqliteStoreConfig): Worker {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    const url = new URL('./writer-thread.ts', here).href;
-    const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(boot, { eval: true, workerData: config });
-  }
-  return new Worker(new URL('./writer-thread.js', here), { workerData: config });
-}
 
 type Waiter = { resolve(r: WriterResponse): void; reject(e: Error): void };
 
@@ -46,7 +33,7 @@ export class WriterClient {
   private ensureWriter(): Promise<Worker> {
     if (this.writer !== undefined) return Promise.resolve(this.writer);
     this.starting ??= new Promise<Worker>((resolve, reject) => {
-      const worker = spawnWriter(this.config);
+      const worker = spawnThread('writer-thread', this.config);
       worker.once('message', (ready: WriterReady) => {
         if (!ready.ready) {
           reject(new StorageUnavailableError(`cannot open ${this.config.file}: ${ready.message}`));
