@@ -12,6 +12,7 @@ import { InvalidCursorError, StorageUnavailableError } from '../../src/domain/er
 import type { Reading } from '../../src/domain/reading.js';
 import { formatUtc, parseTimestamp } from '../../src/domain/timestamp.js';
 import type {
+  AggregateBucket,
   DeviceListQuery,
   DeviceSort,
   DeviceSummary,
@@ -566,6 +567,89 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
 
       describe('aggregate', () => {
         const every5 = 5 * MINUTE;
+
+        test('equals a brute-force computation: out-of-order batches, duplicates, buckets and ranges cut mid-chunk', async () => {
+          const d = dev('agg-brute');
+          let seed = 11;
+          const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+          // 3,000 readings over ~2 days, sent in shuffled batches with resends: the first write of each instant counts.
+          const kept = new Map<number, { count: number | null; t: number | null }>();
+          const instants = Array.from({ length: 3000 }, (_, i) => at(i) + Math.floor(random() * 59) * 1_000_000);
+          for (let round = 0; round < 12; round++) {
+            const batch: Reading[] = [];
+            for (let k = 0; k < 400; k++) {
+              const ts = instants[Math.floor(random() * instants.length)]!;
+              const count = random() < 0.1 ? null : Math.floor(random() * 50);
+              const t = random() < 0.2 ? null : Math.round(random() * 400) / 10;
+              batch.push(reading(d, ts, { count, payload: t === null ? { other: 1 } : { t } }));
+            }
+            for (const r of batch) {
+              if (!kept.has(r.tsUs)) kept.set(r.tsUs, { count: r.count, t: r.payload === null ? null : ((JSON.parse(r.payload) as { t?: number }).t ?? null) });
+            }
+            await store().appendBatch(batch);
+          }
+          const brute = (q: { fromUs: number; toUs: number; everyUs: number }, pick: (v: { count: number | null; t: number | null }) => number | null) => {
+            const buckets = new Map<number, number[]>();
+            for (const [ts, v] of kept) {
+              const value = pick(v);
+              if (ts < q.fromUs || ts >= q.toUs || value === null) continue;
+              const start = ts - (((ts % q.everyUs) + q.everyUs) % q.everyUs);
+              buckets.set(start, [...(buckets.get(start) ?? []), value]);
+            }
+            return [...buckets.entries()]
+              .sort((a, b) => a[0] - b[0])
+              .map(([startUs, vs]) => {
+                const sum = vs.reduce((x, y) => x + y, 0);
+                return { startUs, count: vs.length, sum, min: Math.min(...vs), max: Math.max(...vs), avg: sum / vs.length };
+              });
+          };
+          const queries = [
+            { fromUs: at(0), toUs: at(3001), everyUs: 60 * MINUTE },
+            { fromUs: at(0), toUs: at(3001), everyUs: 7 * MINUTE },
+            { fromUs: at(17) + 30_000_000, toUs: at(2222) + 1, everyUs: 90 * MINUTE },
+            { fromUs: at(-100), toUs: at(5000), everyUs: 24 * 60 * MINUTE },
+            { fromUs: at(1500), toUs: at(1501), everyUs: MINUTE },
+          ];
+          for (const q of queries) {
+            // Counts are integers, so their sums are exact; payload decimals are summed in another order.
+            const close = (got: AggregateBucket[], want: AggregateBucket[]) => {
+              expect(got.map((b) => [b.startUs, b.count, b.min, b.max])).toEqual(want.map((b) => [b.startUs, b.count, b.min, b.max]));
+              got.forEach((b, i) => {
+                expect(b.sum).toBeCloseTo(want[i]!.sum!, 9);
+                expect(b.avg).toBeCloseTo(want[i]!.avg!, 9);
+              });
+            };
+            const counts = await store().aggregate(d, { ...q, field: { kind: 'count' } });
+            close(counts, brute(q, (v) => v.count));
+            expect(counts.map((b) => b.sum)).toEqual(brute(q, (v) => v.count).map((b) => b.sum));
+            close(await store().aggregate(d, { ...q, field: { kind: 'payload', name: 't' } }), brute(q, (v) => v.t));
+          }
+        });
+
+        test('chunks grown by many small in-order appends aggregate exactly, whole and cut', async () => {
+          const d = dev('agg-appends');
+          let expectedSum = 0;
+          let expectedCounted = 0;
+          for (let b = 0; b < 150; b++) {
+            const batch = Array.from({ length: 4 }, (_, k) => {
+              const i = b * 4 + k;
+              const count = i % 9 === 0 ? null : i % 13;
+              if (count !== null) {
+                expectedSum += count;
+                expectedCounted++;
+              }
+              return reading(d, at(i / 6), { count }); // one every 10 s: 100 minutes in all
+            });
+            await store().appendBatch(batch);
+          }
+          const day = 24 * 60 * MINUTE;
+          const [whole] = await store().aggregate(d, { fromUs: at(0) - day, toUs: at(0) + day, everyUs: day, field: { kind: 'count' } });
+          expect(whole).toMatchObject({ count: expectedCounted, sum: expectedSum, min: 0, max: 12 });
+          const tens = await store().aggregate(d, { fromUs: at(0), toUs: at(100), everyUs: 10 * MINUTE, field: { kind: 'count' } });
+          expect(tens).toHaveLength(10);
+          expect(tens.reduce((n, b) => n + b.count, 0)).toBe(expectedCounted);
+          expect(tens.reduce((n, b) => n + b.sum!, 0)).toBe(expectedSum);
+        });
 
         test('epoch-aligned buckets of count with count, sum, min, max and avg', async () => {
           const d = dev('agg');

@@ -312,6 +312,39 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a version 5 file (chunks without count stats) upgrades: its chunks are decoded, new ones summarised, aggregates exact', async () => {
+    await withFile(async (file) => {
+      const old = new Database(file);
+      migrate(old, 5);
+      const line = (s: number, count: number | null) => `${BASE + s * SECOND}\t${count ?? ''}\t\t\n`;
+      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, reading_count, cumulative_count)
+                VALUES (1, 'v5', ${BASE + SECOND}, ${BASE + 3 * SECOND}, 3, 7)`);
+      old.prepare('INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (1, ?, ?, 3, ?)').run(
+        BASE + SECOND,
+        BASE + 3 * SECOND,
+        line(1, 2) + line(2, null) + line(3, 5),
+      );
+      old.close();
+      const store = await openFile(file);
+      try {
+        const hour = 3600 * SECOND;
+        const q = { fromUs: BASE, toUs: BASE + hour, everyUs: hour, field: { kind: 'count' } as const };
+        expect(await store.aggregate('v5', q)).toEqual([{ startUs: BASE, count: 2, sum: 7, min: 2, max: 5, avg: 3.5 }]);
+        // Appended to the old chunk (its stats stay unknown) and in new chunks (summarised).
+        await store.appendBatch([reading('v5', 4, 10), reading('v5', 5, 1)]);
+        await store.appendBatch(Array.from({ length: 300 }, (_, i) => reading('v5', 100 + i, 1)));
+        expect(await store.aggregate('v5', q)).toEqual([{ startUs: BASE, count: 304, sum: 318, min: 1, max: 10, avg: 318 / 304 }]);
+        expect(await store.getDevice('v5')).toMatchObject({ readingCount: 305, cumulativeCount: 318 });
+      } finally {
+        await store.close();
+      }
+      const after = new Database(file, { readonly: true });
+      expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(after.prepare('SELECT count(*) AS n FROM chunks WHERE counted IS NULL').get()).toEqual({ n: 1 });
+      after.close();
+    });
+  });
+
   test('a file of a pre-release layout (schema versions 1-4) is refused with a clear message, and left as it was', async () => {
     await withFile(async (file) => {
       const db = new Database(file);

@@ -94,9 +94,7 @@ export class Appender {
     const base = start === 0 ? 0 : entry.ends[start - 1]!;
     const ends = entry.ends.slice(start, end);
     for (let k = 0; k < ends.length; k++) ends[k] = ends[k]! - base;
-    let countSum = 0;
-    for (let i = start; i < end; i++) if (entry.counts[i] === entry.counts[i]) countSum += entry.counts[i]!; // NaN: no count
-    this.chunks.write(device.key, entry.ts.subarray(start, end), entry.text.subarray(base, entry.ends[end - 1]!), ends, countSum);
+    this.chunks.write(device.key, entry.ts.subarray(start, end), entry.counts.subarray(start, end), entry.text.subarray(base, entry.ends[end - 1]!), ends);
     device.latestTs = entry.ts[end - 1]!;
   }
 

@@ -95,28 +95,58 @@ function valueOf(reading: ChunkReading, field: AggregateQuery['field']): number 
   return typeof value === 'number' ? value : null;
 }
 
+interface Accumulator {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
 /**
- * Epoch-aligned buckets over readings in [fromUs, toUs): count, sum, min, max and mean of the
- * values present; buckets without a value are left out.
+ * Epoch-aligned buckets over [fromUs, toUs), filled a reading or a chunk's summary at a time:
+ * count, sum, min, max and mean of the values present; buckets without a value are left out.
  */
-export function aggregateReadings(readings: Iterable<ChunkReading>, query: AggregateQuery): AggregateBucket[] {
-  const buckets = new Map<number, { count: number; sum: number; min: number; max: number }>();
-  const every = query.everyUs;
-  for (const r of readings) {
-    if (r.tsUs < query.fromUs || r.tsUs >= query.toUs) continue;
-    const v = valueOf(r, query.field);
-    if (v === null) continue;
-    const start = r.tsUs - (((r.tsUs % every) + every) % every);
-    const b = buckets.get(start);
-    if (b === undefined) buckets.set(start, { count: 1, sum: v, min: v, max: v });
+export class Buckets {
+  private readonly buckets = new Map<number, Accumulator>();
+
+  constructor(private readonly query: AggregateQuery) {}
+
+  /** The start of the bucket holding `tsUs`. */
+  startOf(tsUs: number): number {
+    const every = this.query.everyUs;
+    return tsUs - (((tsUs % every) + every) % every);
+  }
+
+  /** Whether a whole chunk from `firstUs` to `lastUs` lies in one bucket, inside the range. */
+  holdsWhole(firstUs: number, lastUs: number): boolean {
+    return firstUs >= this.query.fromUs && lastUs < this.query.toUs && this.startOf(firstUs) === this.startOf(lastUs);
+  }
+
+  /** Adds `count` values with this sum, min and max to the bucket starting at `startUs`. */
+  addSummary(startUs: number, count: number, sum: number, min: number, max: number): void {
+    if (count === 0) return;
+    const b = this.buckets.get(startUs);
+    if (b === undefined) this.buckets.set(startUs, { count, sum, min, max });
     else {
-      b.count++;
-      b.sum += v;
-      if (v < b.min) b.min = v;
-      if (v > b.max) b.max = v;
+      b.count += count;
+      b.sum += sum;
+      if (min < b.min) b.min = min;
+      if (max > b.max) b.max = max;
     }
   }
-  return [...buckets.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([startUs, b]) => ({ startUs, count: b.count, sum: b.sum, min: b.min, max: b.max, avg: b.sum / b.count }));
+
+  /** Adds the readings of a decoded chunk that fall in the range. */
+  addReadings(readings: Iterable<ChunkReading>): void {
+    for (const r of readings) {
+      if (r.tsUs < this.query.fromUs || r.tsUs >= this.query.toUs) continue;
+      const v = valueOf(r, this.query.field);
+      if (v !== null) this.addSummary(this.startOf(r.tsUs), 1, v, v, v);
+    }
+  }
+
+  result(): AggregateBucket[] {
+    return [...this.buckets.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([startUs, b]) => ({ startUs, count: b.count, sum: b.sum, min: b.min, max: b.max, avg: b.sum / b.count }));
+  }
 }

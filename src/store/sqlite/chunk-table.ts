@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { chunkHas, chunkInstants, chunkLine, decodeChunk } from './chunk.js';
+import { countStats } from './count-stats.js';
 import type { DeviceDirectory } from './devices.js';
 
 /**
@@ -25,8 +26,8 @@ const NEW_CHUNK_BYTES = 16_384;
 export class ChunkTable {
   private readonly covering: Database.Statement<[number, number, number], string | number>;
   private readonly dataOf: Database.Statement<[number], string>;
-  private readonly insert: Database.Statement<[number, number, number, number, Buffer]>;
-  private readonly append: Database.Statement<[Buffer, number, number, number]>;
+  private readonly insert: Database.Statement<unknown[]>;
+  private readonly append: Database.Statement<unknown[]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
   private readonly instantsRead = new Map<number, Set<number>>();
@@ -41,9 +42,20 @@ export class ChunkTable {
       .prepare(`SELECT CASE WHEN n < ${SET_LOOKUP_READINGS} THEN data ELSE id END FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?`)
       .pluck() as Database.Statement<[number, number, number], string | number>;
     this.dataOf = db.prepare('SELECT data FROM chunks WHERE id = ?').pluck() as Database.Statement<[number], string>;
-    // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT.
-    this.insert = db.prepare('INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data) VALUES (?, ?, ?, ?, CAST(? AS TEXT))');
-    this.append = db.prepare('UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ? WHERE id = ?');
+    // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT. Each
+    // chunk keeps the count, sum, min and max of its readings' counts, which aggregates read
+    // instead of decoding the chunk (NULL: unknown, a chunk written before they were kept).
+    this.insert = db.prepare(
+      `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+       VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
+    );
+    this.append = db.prepare(`
+      UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ?,
+        counted   = counted + ?,
+        count_sum = count_sum + ?,
+        count_min = CASE WHEN counted IS NULL THEN NULL ELSE coalesce(min(count_min, ?), count_min, ?) END,
+        count_max = CASE WHEN counted IS NULL THEN NULL ELSE coalesce(max(count_max, ?), count_max, ?) END
+      WHERE id = ?`);
     // Every expression on the right sees the row as it was before this UPDATE; positional parameters
     // bind faster than named ones, and this runs once per device per compaction.
     this.updateSummary = db.prepare(`
@@ -80,17 +92,18 @@ export class ChunkTable {
   }
 
   /**
-   * Files a device's readings (`ts` ascending, their lines in `text`, `ends` the byte offset after
-   * each) in its chunks, and adds them to its summary.
+   * Files a device's readings (`ts` ascending, their counts (NaN: none), their lines in `text`,
+   * `ends` the byte offset after each) in its chunks, and adds them to its summary.
    */
-  write(key: number, ts: ArrayLike<number>, text: Buffer, ends: ArrayLike<number>, countSum: number): void {
+  write(key: number, ts: Float64Array, counts: Float64Array, text: Buffer, ends: ArrayLike<number>): void {
     this.instantsRead.clear(); // what was read of a chunk may no longer be all it holds
     const n = ts.length;
     const first = ts[0]!;
     const last = ts[n - 1]!;
+    const all = countStats(counts, 0, n);
     const open = this.devices.openChunk(key);
     const appendable = open !== null && first > open.lastTs && open.bytes + text.length <= APPEND_CHUNK_BYTES;
-    if (appendable && this.append.run(text, n, last, open.id).changes === 1) {
+    if (appendable && this.append.run(text, n, last, all.counted, all.sum, all.min, all.min, all.max, all.max, open.id).changes === 1) {
       open.lastTs = last;
       open.bytes += text.length;
     } else {
@@ -102,14 +115,15 @@ export class ChunkTable {
         let end = start + 1;
         while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
         const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
-        const id = Number(this.insert.run(key, ts[start]!, ts[end - 1]!, end - start, data).lastInsertRowid);
+        const c = start === 0 && end === n ? all : countStats(counts, start, end);
+        const id = Number(this.insert.run(key, ts[start]!, ts[end - 1]!, end - start, data, c.counted, c.sum, c.min, c.max).lastInsertRowid);
         if (open === null || ts[end - 1]! > open.lastTs) this.devices.setOpenChunk(key, { id, lastTs: ts[end - 1]!, bytes: data.length });
         start = end;
       }
     }
     // Its newest reading: the device's latest state if nothing stored is newer.
     const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
-    this.updateSummary.run(n, countSum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
+    this.updateSummary.run(n, all.sum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
   }
 
   /** Removes a device's readings and its summary row (inside the caller's transaction). */
@@ -132,7 +146,9 @@ export class ChunkTable {
       )
       .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; n: number; data: string }[];
     const remove = this.db.prepare('DELETE FROM chunks WHERE id = ?');
-    const trim = this.db.prepare('UPDATE chunks SET data = ?, n = ?, first_ts_us = ? WHERE id = ?');
+    const trim = this.db.prepare(
+      'UPDATE chunks SET data = ?, n = ?, first_ts_us = ?, counted = ?, count_sum = ?, count_min = ?, count_max = ? WHERE id = ?',
+    );
     for (const { id, n, data } of candidates) {
       if (deleted >= limit) break;
       const readings = decodeChunk(data);
@@ -141,7 +157,9 @@ export class ChunkTable {
       if (old === n) remove.run(id);
       else if (old > 0) {
         const kept = readings.slice(old);
-        trim.run(kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join(''), kept.length, kept[0]!.tsUs, id);
+        const c = countStats(Float64Array.from(kept, (r) => r.count ?? NaN), 0, kept.length);
+        const text = kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join('');
+        trim.run(text, kept.length, kept[0]!.tsUs, c.counted, c.sum, c.min, c.max, id);
       }
       deleted += old;
     }

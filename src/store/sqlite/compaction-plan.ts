@@ -14,11 +14,11 @@ export interface Grouped {
   readonly keys: Int32Array;
   /** Per device, and one more: device `d`'s readings are `starts[d]` to `starts[d + 1]`. */
   readonly starts: Uint32Array;
-  /** Per device: bytes of its chunk lines, and the sum of its counts. */
+  /** Per device: bytes of its chunk lines. */
   readonly bytes: Float64Array;
-  readonly countSums: Float64Array;
-  /** Per reading: its timestamp, the index of its entry in the round, and its line's byte range in that entry's text. */
+  /** Per reading: its timestamp, its count (NaN: none), the index of its entry in the round, and its line's byte range in that entry's text. */
   readonly ts: Float64Array;
+  readonly counts: Float64Array;
   readonly entry: Uint32Array;
   readonly from: Uint32Array;
   readonly to: Uint32Array;
@@ -105,8 +105,8 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped
     keys,
     starts,
     bytes: new Float64Array(devices),
-    countSums: new Float64Array(devices),
     ts: new Float64Array(total),
+    counts: new Float64Array(total),
     entry: new Uint32Array(total),
     from: new Uint32Array(total),
     to: new Uint32Array(total),
@@ -129,8 +129,7 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped
       grouped.from[p] = from;
       grouped.to[p] = ends[i]!;
       grouped.bytes[d] = grouped.bytes[d]! + ends[i]! - from;
-      const count = counts[i]!;
-      if (count === count) grouped.countSums[d] = grouped.countSums[d]! + count; // NaN: no count
+      grouped.counts[p] = counts[i]!;
       if (t < newest[d]!) unsorted[d] = 1;
       else newest[d] = t;
     }
@@ -141,13 +140,14 @@ function groupByDevice(entries: readonly PendingEntry[], after: number): Grouped
 
 /** Puts readings `start` to `end` of `grouped` (one device's) in timestamp order. */
 function sortDevice(grouped: Grouped, start: number, end: number): void {
-  const { ts, entry, from, to } = grouped;
+  const { ts, counts, entry, from, to } = grouped;
   const order = Array.from({ length: end - start }, (_, k) => start + k).sort((a, b) => ts[a]! - ts[b]!);
-  const copies = [ts.slice(start, end), entry.slice(start, end), from.slice(start, end), to.slice(start, end)] as const;
+  const copies = [ts.slice(start, end), counts.slice(start, end), entry.slice(start, end), from.slice(start, end), to.slice(start, end)] as const;
   order.forEach((source, k) => {
     ts[start + k] = copies[0][source - start]!;
-    entry[start + k] = copies[1][source - start]!;
-    from[start + k] = copies[2][source - start]!;
-    to[start + k] = copies[3][source - start]!;
+    counts[start + k] = copies[1][source - start]!;
+    entry[start + k] = copies[2][source - start]!;
+    from[start + k] = copies[3][source - start]!;
+    to[start + k] = copies[4][source - start]!;
   });
 }

@@ -105,6 +105,6 @@ export class Compactor {
       else pos += source.copy(text, pos, begin, stop);
       ends[r] = pos;
     }
-    this.chunks.write(grouped.keys[d]!, ts.subarray(start, start + n), text, ends, grouped.countSums[d]!);
+    this.chunks.write(grouped.keys[d]!, ts.subarray(start, start + n), grouped.counts.subarray(start, start + n), text, ends);
   }
 }

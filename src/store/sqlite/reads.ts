@@ -12,11 +12,23 @@ import type {
   ReadingPage,
 } from '../types.js';
 import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
-import { aggregateReadings, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
+import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { DEVICE_COLUMNS, listingOf, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
 
 /** Prepared read statements kept at most; past it the cache starts over. */
 const STATEMENT_CACHE_LIMIT = 256;
+
+/** What an aggregate reads of a chunk before deciding whether to decode it. */
+interface ChunkStatsRow {
+  id: number;
+  first_ts_us: number;
+  last_ts_us: number;
+  /** Null for a chunk written before chunks kept stats. */
+  counted: number | null;
+  count_sum: number | null;
+  count_min: number | null;
+  count_max: number | null;
+}
 
 /** A reading with its device's key: records are ordered, and resumed, by (timestamp, device key). */
 type KeyedReading = ChunkReading & { readonly deviceId: string; readonly key: number };
@@ -142,15 +154,31 @@ export class SqliteReads {
     return { items, nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs]) };
   }
 
+  /**
+   * Buckets of one device's readings. Of `count`, a chunk that lies whole in one bucket is added
+   * from the stats it keeps, without decoding; only chunks cut by a bucket or range edge (or
+   * written before chunks kept stats) are decoded, one at a time.
+   */
   aggregate(deviceId: string, query: AggregateQuery): AggregateBucket[] {
-    const chunks = this.statement(
-      `SELECT c.data FROM devices d JOIN chunks c ON c.device_key = d.key
-       WHERE d.device_id = ? AND c.last_ts_us >= ? AND c.first_ts_us < ?`,
-    )
-      .pluck()
-      .all(deviceId, query.fromUs, query.toUs) as string[];
-    // aggregateReadings keeps [fromUs, toUs) itself: the chunks' readings go to it unfiltered.
-    return aggregateReadings(chunks.flatMap(decodeChunk), query);
+    const buckets = new Buckets(query);
+    const fromStats = query.field.kind === 'count';
+    this.snapshot(() => {
+      const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
+      if (key === undefined) return;
+      const chunks = this.statement(
+        `SELECT id, first_ts_us, last_ts_us, counted, count_sum, count_min, count_max FROM chunks
+         WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us < ?`,
+      ).all(key, query.fromUs, query.toUs) as ChunkStatsRow[]; // a few numbers per chunk; data is read by id below
+      const dataOf = this.statement('SELECT data FROM chunks WHERE id = ?').pluck();
+      for (const c of chunks) {
+        if (fromStats && c.counted !== null && buckets.holdsWhole(c.first_ts_us, c.last_ts_us)) {
+          buckets.addSummary(buckets.startOf(c.first_ts_us), c.counted, c.count_sum!, c.count_min!, c.count_max!);
+        } else {
+          buckets.addReadings(decodeChunk(dataOf.get(c.id) as string));
+        }
+      }
+    });
+    return buckets.result();
   }
 
   listRecords(limit: number, cursor?: string): ReadingPage {

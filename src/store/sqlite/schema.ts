@@ -53,12 +53,22 @@ const BASELINE = `
 `;
 
 /** Migrations after the baseline, in order: LATER[0] takes version 5 to 6, and so on. */
-const LATER: readonly string[] = [];
+const LATER: readonly string[] = [
+  // 6: each chunk keeps the count, sum, min and max of its readings' counts, so an aggregate of
+  // `count` over whole chunks reads four numbers instead of decoding every reading. Chunks written
+  // before keep NULL (unknown) and are decoded as before.
+  `
+  ALTER TABLE chunks ADD COLUMN counted INTEGER;
+  ALTER TABLE chunks ADD COLUMN count_sum INTEGER;
+  ALTER TABLE chunks ADD COLUMN count_min INTEGER;
+  ALTER TABLE chunks ADD COLUMN count_max INTEGER;
+  `,
+];
 
 export const SCHEMA_VERSION = BASELINE_VERSION + LATER.length;
 
-/** Brings the database up to the current schema; a no-op when it is already there. */
-export function migrate(db: Database.Database): void {
+/** Brings the database up to the current schema (or to `target`, for tests); a no-op when it is already there. */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new Error(`database schema version ${current} is newer than this Tally (${SCHEMA_VERSION})`);
@@ -72,7 +82,7 @@ export function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${BASELINE_VERSION}`);
     }).immediate();
   }
-  for (let version = Math.max(current, BASELINE_VERSION); version < SCHEMA_VERSION; version++) {
+  for (let version = Math.max(current, BASELINE_VERSION); version < target; version++) {
     db.transaction(() => {
       db.exec(LATER[version - BASELINE_VERSION]!);
       db.pragma(`user_version = ${version + 1}`);
