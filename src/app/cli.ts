@@ -24,7 +24,9 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(process.env, argv);
   const tally = await createTally(config);
   const address = await tally.listen();
-  tally.server.log.info({ address, store: describeStore(config.store) }, 'tally listening');
+  // The broker without credentials a URL may carry.
+  const mqtt = config.mqtt && { broker: new URL(config.mqtt.url).host, prefix: config.mqtt.prefix, connections: config.mqtt.connections };
+  tally.server.log.info({ address, store: describeStore(config.store), mqtt }, 'tally listening');
   const stop = (signal: string) => {
     tally.server.log.info({ signal }, 'shutting down: draining the write queue');
     tally.close().then(
