@@ -1,4 +1,4 @@
-import type { IClientOptions } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { MqttConfig } from './config.js';
 import { ErrorReporter } from './report.js';
@@ -55,6 +55,11 @@ export class MqttIngest {
       { length: config.connections },
       (_, i) => new Subscriber(config.url, clientOptions(config, i), filter, config.inflight, subscriberDeps),
     );
+  }
+
+  /** The connections, to observe (e.g. their `packetsend` events); Tally drives them. */
+  get clients(): readonly MqttClient[] {
+    return this.subscribers.map((s) => s.client);
   }
 
   /** Resolves once every connection is subscribed; rejects when the broker refuses a subscription. */
