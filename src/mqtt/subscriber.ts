@@ -158,8 +158,20 @@ export class Subscriber {
     }
   }
 
-  /** Writes one message's readings; resolves true to acknowledge it, false to leave it with the broker. */
+  /** Writes one message's readings; resolves true to acknowledge it, false to leave it with the broker. Never rejects. */
   private async handle(packet: IPublishPacket, reliable: boolean): Promise<boolean> {
+    try {
+      return await this.write(packet, reliable);
+    } catch (err) {
+      // A fault of Tally's own, not of the store (whose failures are retried): holding the message
+      // would hold every later acknowledgement of the connection, so it is logged and let go.
+      this.deps.stats.badMessages++;
+      this.deps.log.error({ err, topic: packet.topic }, 'mqtt: message could not be processed');
+      return true;
+    }
+  }
+
+  private async write(packet: IPublishPacket, reliable: boolean): Promise<boolean> {
     const { topics, stats, ingest } = this.deps;
     const route = topics.route(packet.topic);
     if (route.kind === 'unknown') return this.bad(route, { topic: packet.topic, reason: route.reason });

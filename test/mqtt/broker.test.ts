@@ -230,6 +230,25 @@ describe.skipIf(SKIP)('MQTT through a real broker', () => {
     }
   });
 
+  test('what one connection holds is bounded by TALLY_MQTT_INFLIGHT (MQTT 5 receiveMaximum): the broker keeps the rest', async () => {
+    const s = await mqttTally(url, { TALLY_MQTT_CONNECTIONS: '1', TALLY_MQTT_INFLIGHT: '4' });
+    const lock = new Database(s.config.store.sqlite.file);
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+      for (let i = 0; i < 20; i++) await pub.publishAsync(`${s.prefix}/window/readings`, JSON.stringify({ ts: ts(0, i), count: 1 }), { qos: 1 });
+      await until('four messages taken', () => s.tally.mqtt!.stats().messages >= 4);
+      await sleep(500);
+      expect(s.tally.mqtt!.stats().messages).toBe(4);
+      lock.exec('ROLLBACK');
+      expect(await settled(s.tally, 'window', 20)).toMatchObject({ reading_count: 20, cumulative_count: 20 });
+      expect(s.tally.mqtt!.stats().messages).toBe(20);
+    } finally {
+      if (lock.inTransaction) lock.exec('ROLLBACK');
+      lock.close();
+      await s.stop();
+    }
+  });
+
   test('a flood of bad messages becomes a trickle of error reports (token bucket); the subscriber carries on', async () => {
     const s = await mqttTally(url, { TALLY_MQTT_CONNECTIONS: '2' });
     try {
