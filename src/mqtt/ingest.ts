@@ -39,10 +39,12 @@ export class MqttIngest {
   private readonly reporter = new ErrorReporter();
   private readonly counters = emptyStats();
   private stopping: Promise<void> | undefined;
+  private readonly filter: string;
 
   constructor(config: MqttConfig, deps: MqttIngestDeps) {
     const topics = new Topics(config.prefix);
     const filter = topics.sharedFilter(config.group);
+    this.filter = filter;
     const subscriberDeps = {
       ingest: deps.ingest,
       topics,
@@ -69,6 +71,17 @@ export class MqttIngest {
 
   stats(): MqttStats & { readonly errorsReported: number; readonly errorsSuppressed: number } {
     return { ...this.counters, errorsReported: this.reporter.sent, errorsSuppressed: this.reporter.suppressed };
+  }
+
+  /**
+   * Empties and ends the sessions of connections `from` and up (all by default): for a node, or
+   * connections of one, that will not come back, whose sessions would otherwise keep being given a
+   * share of the shared subscription's messages until they expire, and then lose them.
+   */
+  async drain(from = 0, quietMs = 2_000): Promise<void> {
+    const leaving = this.subscribers.slice(from);
+    await Promise.all(leaving.map((s) => s.drain(this.filter, quietMs)));
+    await this.stop();
   }
 
   /** Stops taking messages, commits and acknowledges what was taken, disconnects. Idempotent. */

@@ -24,7 +24,12 @@ export function rejectionReport(topic: string, message: DecodedMessage, rejectio
   const rejected = rejections.slice(0, MAX_LISTED).map(({ index, error }) => ({ ...message.locate(index), field: error.field, reason: error.message }));
   return {
     topic,
-    reason: `${rejections.length} of ${message.items.length} readings rejected; the others were stored`,
+    reason:
+      rejections.length < message.items.length
+        ? `${rejections.length} of ${message.items.length} readings rejected; the others were stored`
+        : message.items.length === 1
+          ? 'reading rejected'
+          : `all ${message.items.length} readings rejected`,
     rejected,
     ...(rejections.length > MAX_LISTED ? { rejected_total: rejections.length } : {}),
   };

@@ -75,11 +75,13 @@ export class Subscriber {
   readonly client: MqttClient;
   readonly subscribed: Promise<void>;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
   private acksBlocked = false;
   private readonly acks: PendingAck[] = [];
   private readonly inProgress = new Set<Promise<void>>();
   private readonly sleepers = new Set<() => void>();
   private failing = false;
+  private lastTaken = performance.now();
 
   constructor(
     url: string,
@@ -114,16 +116,34 @@ export class Subscriber {
    * in progress commit and acknowledges them, abandons writes waiting to be retried (unacknowledged:
    * the broker redelivers them to this client id's next session), then disconnects.
    */
-  async stop(): Promise<void> {
+  stop(endSession = false): Promise<void> {
+    return (this.stopped ??= this.end(endSession));
+  }
+
+  private async end(endSession: boolean): Promise<void> {
     this.stopping = true;
     for (const wake of [...this.sleepers]) wake();
     while (this.inProgress.size > 0) await Promise.allSettled([...this.inProgress]);
     // end(false) writes the acks already queued before DISCONNECT; with no connection there is nothing to flush.
-    await this.client.endAsync(!this.client.connected);
+    // Session expiry 0 at DISCONNECT ends the session: the broker forgets it and its subscription.
+    await this.client.endAsync(!this.client.connected, endSession ? { properties: { sessionExpiryInterval: 0 } } : {});
+  }
+
+  /**
+   * For a session no node will use again: takes it out of the shared subscription (so the broker
+   * routes nothing new to it), stores and acknowledges what it still holds until none has come for
+   * `quietMs`, then ends it.
+   */
+  async drain(filter: string, quietMs: number): Promise<void> {
+    await this.subscribed;
+    await this.client.unsubscribeAsync(filter);
+    while (this.inProgress.size > 0 || performance.now() - this.lastTaken < quietMs) await new Promise((r) => setTimeout(r, 50));
+    await this.stop(true);
   }
 
   private take(packet: IPublishPacket): void {
     if (this.stopping) return;
+    this.lastTaken = performance.now();
     const { stats } = this.deps;
     stats.messages++;
     if (packet.qos === 0) {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/app/config.js';
 import { createTally, type Tally } from '../../src/app/tally.js';
@@ -246,6 +246,30 @@ describe.skipIf(SKIP)('MQTT through a real broker', () => {
       if (lock.inTransaction) lock.exec('ROLLBACK');
       lock.close();
       await s.stop();
+    }
+  });
+
+  test("a leaving node's sessions are drained (mqtt-drain): what the broker gave them while it was away is stored, then they end", async () => {
+    const prefix = unique('drain');
+    const env = { TALLY_MQTT_URL: url, TALLY_MQTT_PREFIX: prefix, TALLY_MQTT_CLIENT_ID: prefix, TALLY_MQTT_CONNECTIONS: '2', TALLY_MQTT_SESSION_EXPIRY: '60s' };
+    const node = await startTally(env);
+    await node.tally.mqtt!.ready();
+    await node.stop();
+    // Offline, its sessions are still members of the shared subscription: the broker queues them a share.
+    for (let i = 0; i < 20; i++) await pub.publishAsync(`${prefix}/d/readings`, JSON.stringify({ ts: ts(0, i), count: 1 }), { qos: 1 });
+    const drainer = await startTally(env);
+    try {
+      await drainer.tally.mqtt!.ready();
+      await drainer.tally.mqtt!.drain(0, 300);
+      expect(await device(drainer.tally, 'd')).toMatchObject({ reading_count: 20, cumulative_count: 20 });
+    } finally {
+      await drainer.stop();
+    }
+    for (const id of [`${prefix}-0`, `${prefix}-1`]) {
+      const probe = mqtt.connect(url, { protocolVersion: 5, clientId: id, clean: false, reconnectPeriod: 0 });
+      const present = await new Promise<boolean>((resolve) => probe.once('connect', (connack) => resolve(connack.sessionPresent)));
+      await probe.endAsync(false, { properties: { sessionExpiryInterval: 0 } });
+      expect(present, `session ${id} after the drain`).toBe(false);
     }
   });
 
