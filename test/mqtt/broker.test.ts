@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -343,6 +345,32 @@ describe.skipIf(SKIP)('MQTT sessions survive restarts (a Mosquitto of the test o
       await tally?.close();
       await broker.stop();
       cleanup();
+    }
+  });
+});
+
+describe.skipIf(SKIP)('mqtts:// with TALLY_MQTT_CA, _CERT and _KEY (a Mosquitto of the test own, TLS, client certificates required)', () => {
+  test('Tally connects over TLS with its client certificate and stores what a device publishes', async () => {
+    await requireBroker();
+    const broker = await ownBroker({ tls: true });
+    const files = { ca: join(broker.dir, 'ca.pem'), cert: join(broker.dir, 'client.pem'), key: join(broker.dir, 'client-key.pem') };
+    const t = await mqttTally(broker.url, { TALLY_MQTT_CA: files.ca, TALLY_MQTT_CERT: files.cert, TALLY_MQTT_KEY: files.key, TALLY_MQTT_CONNECTIONS: '1' });
+    const device_ = await mqtt.connectAsync(broker.url, {
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      ca: readFileSync(files.ca),
+      cert: readFileSync(files.cert),
+      key: readFileSync(files.key),
+    });
+    try {
+      await device_.publishAsync(`${t.prefix}/tls-1/readings`, JSON.stringify({ ts: ts(0), count: 2 }), { qos: 1 });
+      expect(await settled(t.tally, 'tls-1', 1)).toMatchObject({ reading_count: 1, cumulative_count: 2 });
+      // The broker does require a client certificate: without one, no connection.
+      await expect(mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 3_000, ca: readFileSync(files.ca) })).rejects.toThrow();
+    } finally {
+      await device_.endAsync();
+      await t.stop();
+      await broker.stop();
     }
   });
 });

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -60,14 +60,18 @@ export function testClient(url: string): Promise<MqttClient> {
  * A Mosquitto of the test's own on a free port, persistent, with room for many queued messages:
  * what the restart test needs, which a shared broker's settings may not give.
  */
-export async function ownBroker(): Promise<{ url: string; stop(): Promise<void> }> {
+export async function ownBroker(options: { tls?: boolean } = {}): Promise<{ url: string; dir: string; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir('tally-mosquitto-');
+  // Mosquitto started as root drops to its own user, which must be able to read and save here.
+  chmodSync(dir, 0o755);
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
+  const tls = options.tls ? certificates(dir) : [];
   writeFileSync(
     conf,
     [
       `listener ${port} 127.0.0.1`,
+      ...tls,
       'allow_anonymous true',
       'persistence true',
       `persistence_location ${dir}/`,
@@ -89,11 +93,32 @@ export async function ownBroker(): Promise<{ url: string; stop(): Promise<void> 
     }
   }
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    dir,
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
       cleanup();
     },
   };
+}
+
+/**
+ * A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`
+ * (ca.pem, client.pem, client-key.pem): the listener lines of a broker that requires the client's.
+ */
+function certificates(dir: string): string[] {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const key = (name: string) => ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-keyout', 'ca-key.pem', '-subj', '/CN=tally test CA', '-out', 'ca.pem');
+  key('server');
+  key('client');
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  const sign = (name: string, ...extra: string[]) =>
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '1', '-out', `${name}.pem`, ...extra);
+  sign('server', '-extfile', 'san.ext');
+  sign('client');
+  // Readable by the broker's own user.
+  for (const file of ['ca.pem', 'server.pem', 'server-key.pem']) chmodSync(join(dir, file), 0o644);
+  return [`cafile ${dir}/ca.pem`, `certfile ${dir}/server.pem`, `keyfile ${dir}/server-key.pem`, 'require_certificate true'];
 }
