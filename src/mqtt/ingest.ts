@@ -40,11 +40,13 @@ export class MqttIngest {
   private readonly counters = emptyStats();
   private stopping: Promise<void> | undefined;
   private readonly filter: string;
+  private readonly log: MqttLog;
 
   constructor(config: MqttConfig, deps: MqttIngestDeps) {
     const topics = new Topics(config.prefix);
     const filter = topics.sharedFilter(config.group);
     this.filter = filter;
+    this.log = deps.log;
     const subscriberDeps = {
       ingest: deps.ingest,
       topics,
@@ -86,6 +88,9 @@ export class MqttIngest {
 
   /** Stops taking messages, commits and acknowledges what was taken, disconnects. Idempotent. */
   stop(): Promise<void> {
-    return (this.stopping ??= Promise.all(this.subscribers.map((s) => s.stop())).then(() => undefined));
+    return (this.stopping ??= Promise.all(this.subscribers.map((s) => s.stop())).then(() => {
+      // What this run took and refused: the counters are not kept anywhere else.
+      this.log.info(this.stats(), 'mqtt stopped');
+    }));
   }
 }

@@ -232,6 +232,27 @@ describe.skipIf(SKIP)('MQTT through a real broker', () => {
     }
   });
 
+  test('a store that fails (StorageUnavailableError: locked past its busy timeout) holds the message unacknowledged; it is stored once the store is back', async () => {
+    const s = await mqttTally(url, { TALLY_MQTT_CONNECTIONS: '1' });
+    const lock = new Database(s.config.store.sqlite.file);
+    const pubacks = watchPubacks(s.tally, 'unavailable');
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+      await pub.publishAsync(`${s.prefix}/unavailable/readings`, JSON.stringify({ ts: ts(0), count: 4 }), { qos: 1 });
+      // The writer gives up after its 5 s busy timeout: the write fails and is retried.
+      await until('a failed write', () => s.tally.mqtt!.stats().retries > 0, 15_000);
+      expect(pubacks.seen).toHaveLength(0);
+      lock.exec('ROLLBACK');
+      await until('the PUBACK', () => pubacks.seen.length === 1, 15_000);
+      expect(await pubacks.seen[0]).toMatchObject({ reading_count: 1, cumulative_count: 4 });
+    } finally {
+      pubacks.stop();
+      if (lock.inTransaction) lock.exec('ROLLBACK');
+      lock.close();
+      await s.stop();
+    }
+  });
+
   test('what one connection holds is bounded by TALLY_MQTT_INFLIGHT (MQTT 5 receiveMaximum): the broker keeps the rest', async () => {
     const s = await mqttTally(url, { TALLY_MQTT_CONNECTIONS: '1', TALLY_MQTT_INFLIGHT: '4' });
     const lock = new Database(s.config.store.sqlite.file);
