@@ -95,14 +95,25 @@ export class Subscriber {
       this.take(packet);
       callback(packet.qos === 0 ? undefined : ACK_DEFERRED);
     };
-    this.client.on('error', (err) => deps.log.warn({ err, clientId: options.clientId }, 'mqtt connection error'));
+    // mqtt.js reconnects every second while the broker is away: one line per kind of error a minute.
+    let lastError = '';
+    let lastErrorAt = -Infinity;
+    this.client.on('error', (err) => {
+      if (err.message === lastError && performance.now() - lastErrorAt < 60_000) return;
+      lastError = err.message;
+      lastErrorAt = performance.now();
+      deps.log.warn({ err, clientId: options.clientId }, 'mqtt connection error (reconnecting)');
+    });
     this.subscribed = new Promise((resolve, reject) => {
       this.client.once('connect', () => {
         this.client.subscribe(filter, { qos: 1 }, (err, granted) => {
           const code = granted?.[0]?.qos ?? 0;
           if (err) reject(err);
           else if (code >= 0x80) reject(new Error(`the broker refused the subscription ${filter} (reason code ${code})`));
-          else resolve();
+          else {
+            deps.log.info({ clientId: options.clientId, filter }, 'mqtt subscribed');
+            resolve();
+          }
         });
       });
     });
