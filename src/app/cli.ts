@@ -12,6 +12,9 @@ const HELP = `Usage: tally <command> [flags]
 
 Commands:
   serve    run the service (default)
+  mqtt-drain [<from>]
+           empty and end the MQTT sessions of a node (TALLY_MQTT_CLIENT_ID, TALLY_MQTT_CONNECTIONS)
+           that will not come back, or of its connections <from> and up; see README, MQTT
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -24,7 +27,9 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(process.env, argv);
   const tally = await createTally(config);
   const address = await tally.listen();
-  tally.server.log.info({ address, store: describeStore(config.store) }, 'tally listening');
+  // The broker without credentials a URL may carry.
+  const mqtt = config.mqtt && { broker: new URL(config.mqtt.url).host, prefix: config.mqtt.prefix, connections: config.mqtt.connections };
+  tally.server.log.info({ address, store: describeStore(config.store), mqtt }, 'tally listening');
   const stop = (signal: string) => {
     tally.server.log.info({ signal }, 'shutting down: draining the write queue');
     tally.close().then(
@@ -36,6 +41,21 @@ async function serve(argv: string[]): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** Stores what the leaving sessions hold, then ends them (the store and broker of a normal start). */
+async function drainMqtt(argv: string[]): Promise<void> {
+  const from = /^\d+$/.test(argv[0] ?? '') ? Number(argv.shift()) : 0;
+  const config = loadConfig(process.env, argv);
+  if (config.mqtt === undefined) throw new ConfigError(`mqtt-drain needs ${SETTINGS.mqttUrl.env}`);
+  const tally = await createTally(config);
+  try {
+    await tally.mqtt!.ready();
+    await tally.mqtt!.drain(from);
+    tally.server.log.info({ clientId: config.mqtt.clientId, from, ...tally.mqtt!.stats() }, 'mqtt sessions drained and ended');
+  } finally {
+    await tally.close();
+  }
+}
+
 async function main(args: string[]): Promise<void> {
   const [command = 'serve', ...rest] = args;
   if (command === 'help' || command === '--help' || command === '-h') {
@@ -43,6 +63,7 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (command === 'serve') return serve(rest);
+  if (command === 'mqtt-drain') return drainMqtt(rest);
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 
 export { ConfigError };
@@ -25,6 +26,8 @@ export interface Config {
   readonly retention?: { readonly us: number; readonly label: string };
   /** Bearer token for admin routes (DELETE /v1/devices/:id); undefined disables them. */
   readonly adminToken?: string;
+  /** The MQTT subscriber; undefined when TALLY_MQTT_URL is unset. */
+  readonly mqtt?: MqttConfig;
 }
 
 interface Setting {
@@ -48,6 +51,7 @@ export const SETTINGS = {
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
+  ...MQTT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
 type SettingName = keyof typeof SETTINGS;
@@ -122,6 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (adminToken.length < 16) throw new ConfigError(`${tokenName} must be at least 16 characters`);
     config = { ...config, adminToken };
   }
+  const mqtt = mqttConfig(read);
+  if (mqtt !== undefined) config = { ...config, mqtt };
   if (config.queueLimit < config.maxReadings) {
     throw new ConfigError(
       `${SETTINGS.queueLimit.env} (${config.queueLimit}) must be at least ${SETTINGS.maxReadings.env} (${config.maxReadings}), or a full request could never be queued`,

@@ -4,6 +4,7 @@ import { buildServer } from '../http/server.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
 import { IngestPipeline } from '../ingest/pipeline.js';
 import { RetentionPruner } from '../ingest/pruner.js';
+import { MqttIngest } from '../mqtt/ingest.js';
 import { openStore } from '../store/index.js';
 import type { TelemetryStore } from '../store/types.js';
 import type { Config } from './config.js';
@@ -17,6 +18,8 @@ export interface Tally {
   readonly batcher: GroupCommitBatcher;
   /** Present when TALLY_RETENTION is set. */
   readonly pruner: RetentionPruner | undefined;
+  /** Present when TALLY_MQTT_URL is set: the subscriber (its `ready()` resolves once subscribed). */
+  readonly mqtt: MqttIngest | undefined;
   /** Starts listening; resolves with the address, e.g. http://127.0.0.1:8080. */
   listen(): Promise<string>;
   /** Stops accepting, answers what is in flight, commits the queue, closes the store. Idempotent. */
@@ -62,14 +65,20 @@ export async function createTally(config: Config): Promise<Tally> {
       onError: (err) => server.log.error({ err }, 'retention sweep failed'),
     });
   pruner?.start();
+  // Connects in the background (and reconnects): a broker that is down does not keep HTTP from starting.
+  const mqtt =
+    config.mqtt &&
+    new MqttIngest(config.mqtt, { ingest, maxReadings: config.maxReadings, maxBytes: config.bodyLimit, log: server.log.child({ transport: 'mqtt' }) });
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      // Each step runs even if an earlier one failed, in this order: no new requests, then every
-      // accepted reading committed, then the store closed.
+      // Each step runs even if an earlier one failed, in this order: no new requests (HTTP, then
+      // MQTT, which also acknowledges what it committed), then every accepted reading committed,
+      // then the store closed.
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['http', () => closeHttp(server)],
+        ['mqtt', async () => mqtt?.stop()],
         ['retention', async () => pruner?.stop()],
         ['batcher', () => batcher.close()],
         ['store', () => store.close()],
@@ -89,6 +98,7 @@ export async function createTally(config: Config): Promise<Tally> {
     ingest,
     batcher,
     pruner,
+    mqtt,
     listen: () => server.listen({ host: config.host, port: config.port }),
     close,
   };
