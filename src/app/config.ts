@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import type { LineProtocolMapping } from '../http/surfaces/influx.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 
@@ -28,6 +29,8 @@ export interface Config {
   readonly adminToken?: string;
   /** The MQTT subscriber; undefined when TALLY_MQTT_URL is unset. */
   readonly mqtt?: MqttConfig;
+  /** How InfluxDB line protocol maps onto readings. */
+  readonly lineProtocol: LineProtocolMapping;
 }
 
 interface Setting {
@@ -51,6 +54,8 @@ export const SETTINGS = {
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
+  lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
+  lpCountField: { env: 'TALLY_LP_COUNT_FIELD', flag: 'lp-count-field', fallback: 'count', help: "line protocol: the integer field that is the reading's count" },
   ...MQTT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
@@ -74,6 +79,11 @@ function size(name: string, raw: string): number {
   const bytes = Number(match[1]) * unit;
   if (bytes < 1024 || bytes > 1024 ** 3) throw new ConfigError(`${name} must be between 1KiB and 1GiB, got ${raw}`);
   return bytes;
+}
+
+function nonEmpty(name: string, raw: string): string {
+  if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`);
+  return raw;
 }
 
 function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
@@ -110,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     maxReadings: integer(...read('maxReadings'), 1, 1_000_000),
     queueLimit: integer(...read('queueLimit'), 1, 100_000_000),
     maxBatchReadings: integer(...read('maxBatchReadings'), 1, 1_000_000),
+    lineProtocol: { deviceTag: nonEmpty(...read('lpDeviceTag')), countField: nonEmpty(...read('lpCountField')) },
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };
   const [retentionName, retention] = read('retention');

@@ -54,7 +54,7 @@ export async function createTally(config: Config): Promise<Tally> {
   const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
   const ingest = new IngestPipeline(batcher, { retention });
   const server = buildServer(
-    { store, ingest, batcher, maxReadings: config.maxReadings },
+    { store, ingest, batcher, maxReadings: config.maxReadings, lineProtocol: config.lineProtocol },
     { bodyLimit: config.bodyLimit, logger: { level: config.logLevel }, adminToken: config.adminToken },
   );
   const pruner =

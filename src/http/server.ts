@@ -2,6 +2,7 @@ import Ajv from 'ajv';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import compress from '@fastify/compress';
 import { LIMITS } from '../domain/reading.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
@@ -10,6 +11,7 @@ import { enforceAccess } from './access.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
+import { influxSurface, type LineProtocolMapping } from './surfaces/influx.js';
 import { ingestRoute } from './surfaces/ingest.js';
 import { recordsSurface } from './surfaces/records.js';
 import { v1Surface } from './surfaces/v1/index.js';
@@ -24,6 +26,8 @@ export interface SurfaceDeps {
   readonly batcher: GroupCommitBatcher;
   /** Readings one request may carry. */
   readonly maxReadings: number;
+  /** How line protocol maps onto readings. */
+  readonly lineProtocol: LineProtocolMapping;
 }
 
 export interface HttpAccess {
@@ -72,6 +76,9 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
   );
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, tallyErrorBody));
   enforceAccess(app, { adminToken: options.adminToken });
+  // gzip and deflate request bodies on every route, decompressed as they stream in: the body
+  // limit counts decompressed bytes, so a small bomb is a 413, not memory. Answers are not compressed.
+  app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate'] });
 
   // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
   app.register(swagger, {
@@ -89,6 +96,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
         { name: 'device-readings', description: 'Device readings: per-reading results, timestamps echoed as sent' },
         { name: 'records', description: 'Records: availability, records newest first, the write buffer' },
         { name: 'vital-data', description: 'Vital data: epoch-second measurements, latest state of every device' },
+        { name: 'line-protocol', description: 'InfluxDB line protocol writes, on the 1.x and 2.x paths its clients use' },
       ],
     },
   });
@@ -103,5 +111,6 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
   app.register(deviceReadingsSurface, deps);
   app.register(recordsSurface, deps);
   app.register(vitalDataSurface, deps);
+  app.register(influxSurface, deps);
   return app;
 }

@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       queueLimit: 100_000,
       maxBatchReadings: 20_000,
       logLevel: 'info',
+      lineProtocol: { deviceTag: 'device', countField: 'count' },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.store.sqlite)).toBe(true);

@@ -41,6 +41,9 @@ const ROUTES: Array<[string, string]> = [
   ['get', '/devices/{deviceId}'],
   ['get', '/devices/{deviceId}/latest_timestamp'],
   ['get', '/devices/{deviceId}/cumulative_count'],
+  // InfluxDB line protocol
+  ['post', '/write'],
+  ['post', '/api/v2/write'],
 ];
 
 describe('GET /openapi.json', () => {

@@ -1,0 +1,125 @@
+import type { FastifyPluginCallback, FastifyReply } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { parseBody, timestampMicros, type Point, type Precision } from '../../ingest/line-protocol.js';
+import { ItemStatus } from '../../ingest/pipeline.js';
+import type { ReadingShape } from '../../ingest/shape.js';
+import { errorReplies, WRITE_ERRORS, type ErrorForm } from '../docs.js';
+import { sendProblem, type Problem } from '../errors.js';
+import type { SurfaceDeps } from '../server.js';
+
+/**
+ * InfluxDB line protocol writes, on the paths its clients use: POST /write (1.x) and POST
+ * /api/v2/write (2.x). Each line is a reading: the device from a tag (else the measurement), the
+ * count from an integer field, every other field and tag in the payload with the measurement name.
+ * Answers as InfluxDB's clients expect: 204 when every line was written (stored or a duplicate),
+ * 400 `{code, message, line}` naming the first bad line while the good lines are kept.
+ */
+
+/** How line protocol maps onto readings (TALLY_LP_DEVICE_TAG, TALLY_LP_COUNT_FIELD). */
+export interface LineProtocolMapping {
+  readonly deviceTag: string;
+  readonly countField: string;
+}
+
+const V1Query = Type.Object({
+  db: Type.Optional(Type.String({ description: 'accepted and ignored: Tally has one store' })),
+  rp: Type.Optional(Type.String({ description: 'accepted and ignored' })),
+  precision: Type.Enum(['ns', 'us', 'ms', 's', 'u', 'n'], { default: 'ns', description: 'unit of the timestamps (default ns, as InfluxDB)' }),
+});
+const V2Query = Type.Object({
+  org: Type.Optional(Type.String({ description: 'accepted and ignored' })),
+  bucket: Type.Optional(Type.String({ description: 'accepted and ignored: Tally has one store' })),
+  precision: Type.Enum(['ns', 'us', 'ms', 's'], { default: 'ns', description: 'unit of the timestamps (default ns, as InfluxDB)' }),
+});
+type WriteQuery = Static<typeof V1Query> | Static<typeof V2Query>;
+
+const tags = ['line-protocol'];
+
+/** InfluxDB's error body: `{code, message}`, with `line` for a bad line. */
+function renderError(problem: Problem): unknown {
+  const code = problem.status === 413 ? 'request too large' : problem.status >= 500 ? 'unavailable' : 'invalid';
+  return { code, message: problem.message };
+}
+
+const InfluxErrorForm: ErrorForm = {
+  schema: Type.Object({ code: Type.String(), message: Type.String(), line: Type.Optional(Type.Integer()) }, { additionalProperties: true }),
+  example: (status, _code, message) =>
+    status === 400 ? { code: 'invalid', message: 'line 2: field "temp" has an invalid value "hot"', line: 2 } : { code: status === 413 ? 'request too large' : 'unavailable', message },
+};
+
+/** Each point as an item of the pipeline: the device, microseconds, count and payload. */
+const shape: ReadingShape = {
+  deviceId: { property: 'device' },
+  ts: 'ts',
+  epoch: { unit: 'us' },
+  count: { property: 'count', rule: 'optional' },
+  payload: { property: 'payload', required: false },
+  itemForm: 'a line',
+};
+
+function itemOf(point: Point, precision: Precision, nowUs: number, mapping: LineProtocolMapping) {
+  const payload: Record<string, unknown> = { measurement: point.measurement };
+  for (const [key, value] of point.tags) if (key !== mapping.deviceTag) payload[key] = value;
+  let count: number | undefined;
+  for (const [key, field] of point.fields) {
+    if (key === mapping.countField && field.kind === 'integer') count = field.value;
+    else payload[key] = field.value;
+  }
+  return {
+    device: point.tags.get(mapping.deviceTag) ?? point.measurement,
+    // A line without a timestamp gets the server's time, as InfluxDB does (a retry is then a new reading).
+    ts: point.timestamp === null ? nowUs : timestampMicros(point.timestamp, precision),
+    count,
+    payload,
+  };
+}
+
+async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: string, query: WriteQuery, reply: FastifyReply) {
+  const precision: Precision = query.precision === 'u' ? 'us' : query.precision === 'n' ? 'ns' : query.precision;
+  const { points, errors } = parseBody(body);
+  const nowUs = Date.now() * 1000;
+  const outcome = await deps.ingest.write(
+    points.map((p) => itemOf(p, precision, nowUs, mapping)),
+    shape,
+  );
+  const bad = [...errors];
+  for (const { index, error } of outcome.rejections) bad.push({ line: points[index]!.line, message: error.message });
+  if (bad.length === 0) return reply.code(204).send();
+  bad.sort((a, b) => a.line - b.line);
+  const first = bad[0]!;
+  const written = outcome.status.filter((s) => s === ItemStatus.Stored || s === ItemStatus.Duplicate).length;
+  return reply.code(400).send({
+    code: 'invalid',
+    message: `line ${first.line}: ${first.message} (${bad.length} line${bad.length === 1 ? '' : 's'} rejected, ${written} written)`,
+    line: first.line,
+  });
+}
+
+export const influxSurface: FastifyPluginCallback<SurfaceDeps & { lineProtocol: LineProtocolMapping }> = (app, deps, done) => {
+  app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
+  // Line protocol is text, whatever the client calls it (text/plain, or nothing at all); the body
+  // limit applies, to the decompressed size when it came gzipped.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, parsed) => parsed(null, body));
+
+  const responses = {
+    204: { description: 'Every line written (stored, or a duplicate of a stored reading)', type: 'null' },
+    ...errorReplies(InfluxErrorForm, WRITE_ERRORS.filter((s) => s !== 415)),
+  };
+  const description =
+    'Body: InfluxDB line protocol, one reading per line. The device is the tag TALLY_LP_DEVICE_TAG (default device), or the ' +
+    'measurement; the integer field TALLY_LP_COUNT_FIELD (default count) is the count; other fields and tags, and the measurement, ' +
+    'are the payload. gzip bodies (Content-Encoding: gzip) are accepted.';
+  const body = { content: { 'text/plain': { schema: { type: 'string', examples: ['meters,device=meter-1 count=3i,temp=21.5 1750240800000000000'] } } } };
+
+  app.post<{ Querystring: Static<typeof V1Query>; Body: string }>(
+    '/write',
+    { schema: { tags, summary: 'Write line protocol (InfluxDB 1.x path)', description, querystring: V1Query, body, response: responses } },
+    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply),
+  );
+  app.post<{ Querystring: Static<typeof V2Query>; Body: string }>(
+    '/api/v2/write',
+    { schema: { tags, summary: 'Write line protocol (InfluxDB 2.x path)', description, querystring: V2Query, body, response: responses } },
+    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply),
+  );
+  done();
+};
