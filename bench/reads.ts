@@ -79,7 +79,19 @@ async function load(url: string): Promise<number> {
   return (BIG + fleetTotal) / ((performance.now() - started) / 1000);
 }
 
+/** A GET, timed; a connection the busy machine did not accept in time is tried again (not timed). */
 async function timed(url: string): Promise<{ ms: number; json: any }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await timedOnce(url);
+    } catch (err) {
+      if (attempt === 3 || (err as Error).message !== 'fetch failed') throw err;
+      console.log(`(${url}: ${String((err as { cause?: unknown }).cause)}; again)`);
+    }
+  }
+}
+
+async function timedOnce(url: string): Promise<{ ms: number; json: any }> {
   const t0 = performance.now();
   const res = await fetch(url);
   const json = await res.json();
@@ -184,6 +196,9 @@ async function run(name: string, command: string): Promise<Row> {
     const total = BIG + FLEET_DEVICES * FLEET_READINGS + 2_000;
     row['bytes/reading'] = (dirBytes(dir) / total).toFixed(1);
     return row;
+  } catch (err) {
+    if (server !== undefined) console.log(`[${name} output]\n${server.proc.output().slice(-3000)}`);
+    throw err;
   } finally {
     await server?.proc.stop();
     rmSync(dir, { recursive: true, force: true });
