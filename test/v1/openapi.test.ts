@@ -23,6 +23,7 @@ const ROUTES: Array<[string, string]> = [
   ['delete', '/v1/devices/{id}'],
   ['get', '/v1/devices/{id}/readings'],
   ['get', '/v1/devices/{id}/aggregate'],
+  ['get', '/v1/export'],
   // Seed 000: records
   ['get', '/'],
   ['get', '/records'],
@@ -76,7 +77,7 @@ describe('GET /openapi.json', () => {
     const params = (path: string, method: string) =>
       (doc.paths[path][method].parameters as Array<{ name: string; in: string }>).map((p) => `${p.in}:${p.name}`).sort();
     expect(params('/v1/devices', 'get')).toEqual(['query:cursor', 'query:limit', 'query:order', 'query:prefix', 'query:sort']);
-    expect(params('/v1/devices/{id}/readings', 'get')).toEqual(['path:id', 'query:cursor', 'query:from', 'query:limit', 'query:order', 'query:to']);
+    expect(params('/v1/devices/{id}/readings', 'get')).toEqual(['path:id', 'query:cursor', 'query:fields', 'query:format', 'query:from', 'query:limit', 'query:order', 'query:to']);
     expect(params('/v1/devices/{id}/aggregate', 'get')).toEqual(['path:id', 'query:every', 'query:field', 'query:fn', 'query:from', 'query:to']);
     expect(params('/v1/readings', 'post')).toEqual(['query:atomic', 'query:precision']);
     const limit = (doc.paths['/v1/devices'].get.parameters as any[]).find((p) => p.name === 'limit');

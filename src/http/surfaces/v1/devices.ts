@@ -6,6 +6,7 @@ import { formatUtc } from '../../../domain/timestamp.js';
 import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
 import { errorReplies, Payload, reply as doc, TallyErrorForm } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
+import { exportFormat, ExportParams, fieldList, sendExport } from './export.js';
 import { deviceItem, queryInstant, readingItem } from './format.js';
 
 /** /v1 device reads: the latest state of all devices, one device, its history and aggregates. */
@@ -34,6 +35,7 @@ const HistoryQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   cursor: Type.Optional(Type.String()),
   order: Type.Enum(['asc', 'desc'], { default: 'asc' }),
+  ...ExportParams,
 });
 type HistoryQuery = Static<typeof HistoryQuery>;
 
@@ -150,7 +152,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
     {
       schema: {
         tags,
-        summary: "A device's readings in a time range, keyset-paginated",
+        summary: "A device's readings in a time range: JSON pages (keyset), or the whole range streamed as NDJSON or CSV",
         params: DeviceParams,
         querystring: HistoryQuery,
         response: {
@@ -162,12 +164,15 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const q = request.query;
       const d = await device(request.params.id);
       const fromUs = queryInstant(q.from, 'from');
       const toUs = queryInstant(q.to, 'to');
       if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new ValidationError('to', 'to must not be before from');
+      const format = exportFormat(request, q.format);
+      // NDJSON or CSV: the whole range, streamed (limit and cursor are for pages of JSON).
+      if (format !== undefined) return sendExport(reply, deps.store, format, { deviceId: d.deviceId }, { fromUs, toUs, order: q.order }, fieldList(q.fields));
       const page = await deps.store.deviceReadings(d.deviceId, { fromUs, toUs, order: q.order, limit: q.limit, cursor: q.cursor });
       return { items: page.items.map(readingItem), next_cursor: page.nextCursor };
     },
