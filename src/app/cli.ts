@@ -5,6 +5,7 @@ import type { StoreConfig } from '../store/index.js';
 
 /** What a log line says of the store: enough to find it, nothing secret. */
 function describeStore(store: StoreConfig): Record<string, unknown> {
+  if (store.backend === 'postgres') return { backend: store.backend, url: store.postgres.display, poolSize: store.postgres.poolSize };
   return { backend: store.backend, file: store.sqlite.file, synchronous: store.sqlite.synchronous };
 }
 
