@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { StorageUnavailableError } from '../domain/errors.js';
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
+import { migrateStore } from './migrate.js';
 import { createTally } from './tally.js';
 import type { StoreConfig } from '../store/index.js';
 
@@ -13,6 +15,7 @@ const HELP = `Usage: tally <command> [flags]
 
 Commands:
   serve    run the service (default)
+  migrate  bring the store's schema up to date, then exit
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -37,6 +40,12 @@ async function serve(argv: string[]): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+async function migrate(argv: string[]): Promise<void> {
+  const config = loadConfig(process.env, argv);
+  await migrateStore(config.store);
+  process.stdout.write(`tally: schema up to date: ${JSON.stringify(describeStore(config.store))}\n`);
+}
+
 async function main(args: string[]): Promise<void> {
   const [command = 'serve', ...rest] = args;
   if (command === 'help' || command === '--help' || command === '-h') {
@@ -44,6 +53,7 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (command === 'serve') return serve(rest);
+  if (command === 'migrate') return migrate(rest);
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;
@@ -54,6 +64,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`tally: invalid configuration: ${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`tally: ${(err as Error).stack ?? String(err)}\n`);
+  // The store being away is an answer, not a bug: its message, without a stack.
+  if (err instanceof StorageUnavailableError) process.stderr.write(`tally: ${err.message}\n`);
+  else process.stderr.write(`tally: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -1,6 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { expect, test } from 'vitest';
+import { StorageUnavailableError } from '../../src/domain/errors.js';
+import type { Reading } from '../../src/domain/reading.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
-import { createDatabase, describePg } from '../pg/database.js';
+import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
 import { runStoreContract } from './contract.js';
 
 describePg('PostgreSQL store', () => {
@@ -14,5 +20,183 @@ describePg('PostgreSQL store', () => {
         await db.drop();
       },
     };
+  });
+});
+
+const BASE = Date.UTC(2024, 0, 1) * 1000;
+const reading = (deviceId: string, tsUs: number, count: number | null = 1, payload: string | null = null): Reading => ({
+  deviceId,
+  tsUs,
+  tsText: null,
+  count,
+  payload,
+});
+
+/** A store on a fresh database, with the database at hand for checks behind the store's back. */
+async function withStore(body: (store: PostgresStore, db: TestDatabase) => Promise<void>, poolSize = 4): Promise<void> {
+  const db = await createDatabase();
+  const store = await PostgresStore.open(postgresConfig(db.url, { poolSize }));
+  try {
+    await body(store, db);
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+}
+
+describePg('PostgresStore specifics', () => {
+  test('nodes starting together run the migrations once', async () => {
+    const db = await createDatabase();
+    try {
+      const stores = await Promise.all(Array.from({ length: 6 }, () => PostgresStore.open(postgresConfig(db.url, { poolSize: 2 }))));
+      await Promise.all(stores.map((s) => s.close()));
+      const rows = await db.query<{ version: number }>('SELECT version FROM tally_schema_migrations ORDER BY version');
+      expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+      expect(rows.at(-1)?.version).toBe(SCHEMA_VERSION);
+      // Reopening finds nothing to do.
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        expect(await migrate(client)).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+
+  test('a database migrated by a newer Tally is refused', async () => {
+    const db = await createDatabase();
+    try {
+      await (await PostgresStore.open(postgresConfig(db.url))).close();
+      await db.query('INSERT INTO tally_schema_migrations (version, name) VALUES ($1, $2)', [SCHEMA_VERSION + 1, 'future']);
+      await expect(PostgresStore.open(postgresConfig(db.url))).rejects.toThrow(/newer than this Tally/);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  test('an unreachable server is StorageUnavailableError, within the connection timeout', async () => {
+    const started = Date.now();
+    await expect(PostgresStore.open(postgresConfig('postgres://postgres@127.0.0.1:1/none', { connectionTimeoutMillis: 2000 }))).rejects.toBeInstanceOf(
+      StorageUnavailableError,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test('a batch with one device many times and one (device, ts) many times: stored once, flagged in batch order', async () => {
+    await withStore(async (store, db) => {
+      const batch = [
+        reading('twice', BASE + 2, 5, '{"v":"first"}'),
+        reading('other', BASE + 2, 1),
+        reading('twice', BASE + 1, 2),
+        reading('twice', BASE + 2, 7, '{"v":"second"}'),
+        reading('twice', BASE + 3, 1, '{"v":"latest"}'),
+        reading('twice', BASE + 2, 9),
+      ];
+      expect(Array.from(await store.appendBatch(batch))).toEqual([1, 1, 1, 0, 1, 0]);
+      expect(await store.getDevice('twice')).toEqual({
+        deviceId: 'twice',
+        firstTsUs: BASE + 1,
+        latestTsUs: BASE + 3,
+        latestTsText: null,
+        latestPayload: '{"v":"latest"}',
+        readingCount: 3,
+        cumulativeCount: 8,
+      });
+      const rows = await db.query<{ ts_us: string; count: number; payload: string | null }>(
+        `SELECT ts_us::text, count, payload FROM readings WHERE device_id = 'twice' ORDER BY ts_us`,
+      );
+      expect(rows).toEqual([
+        { ts_us: String(BASE + 1), count: 2, payload: null },
+        { ts_us: String(BASE + 2), count: 5, payload: '{"v":"first"}' },
+        { ts_us: String(BASE + 3), count: 1, payload: '{"v":"latest"}' },
+      ]);
+    });
+  });
+
+  test('two writers send the same batches in opposite device orders at once: no error, every reading stored once', async () => {
+    const db = await createDatabase();
+    const [a, b] = await Promise.all([0, 1].map(() => PostgresStore.open(postgresConfig(db.url, { poolSize: 3 }))));
+    try {
+      const devices = Array.from({ length: 1000 }, (_, i) => `dev-${String(i).padStart(4, '0')}`);
+      const rounds = 30;
+      const batchOf = (k: number) => devices.map((d, i) => reading(d, BASE + k * 1_000_000 + (i % 3), (i % 7) + 1, `{"k":${k}}`));
+      const storedBy = new Map<number, Uint8Array[]>();
+      // Each writer has two batches in flight at a time, in its own device order.
+      const writer = async (store: PostgresStore, reversed: boolean, lane: number) => {
+        for (let k = lane; k < rounds; k += 2) {
+          const batch = batchOf(k);
+          if (reversed) batch.reverse();
+          const flags = await store.appendBatch(batch);
+          if (reversed) flags.reverse();
+          storedBy.set(k, [...(storedBy.get(k) ?? []), flags]);
+        }
+      };
+      await Promise.all([writer(a!, false, 0), writer(a!, false, 1), writer(b!, true, 0), writer(b!, true, 1)]);
+      for (let k = 0; k < rounds; k++) {
+        const [x, y] = storedBy.get(k)!;
+        // Exactly one of the two stored each reading.
+        expect(x!.every((f, i) => f + y![i]! === 1)).toBe(true);
+      }
+      const perDevice = (i: number) => ({ readingCount: rounds, cumulativeCount: rounds * ((i % 7) + 1) });
+      for (const i of [0, 1, 499, 998, 999]) expect(await a!.getDevice(devices[i]!)).toMatchObject(perDevice(i));
+      const [totals] = await db.query<{ n: string; s: string; c: string }>(
+        'SELECT (SELECT count(*) FROM readings)::text AS n, (SELECT sum(cumulative_count) FROM devices)::text AS s, (SELECT sum(reading_count) FROM devices)::text AS c',
+      );
+      const expectedSum = devices.reduce((sum, _d, i) => sum + rounds * ((i % 7) + 1), 0);
+      expect(totals).toEqual({ n: String(rounds * 1000), s: String(expectedSum), c: String(rounds * 1000) });
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+      await db.drop();
+    }
+  });
+
+  test('connections killed mid-load: writes fail with StorageUnavailableError or succeed; acknowledged readings are all there, once', async () => {
+    await withStore(async (store, db) => {
+      const acknowledged: Reading[] = [];
+      const failures: unknown[] = [];
+      let next = 0;
+      let stop = false;
+      const load = async () => {
+        while (!stop) {
+          const batch = Array.from({ length: 200 }, () => {
+            const n = next++;
+            return reading(`kill-${n % 50}`, BASE + n, 1);
+          });
+          try {
+            const flags = await store.appendBatch(batch);
+            expect(Array.from(flags).every((f) => f === 1)).toBe(true);
+            acknowledged.push(...batch);
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      };
+      const loads = Array.from({ length: 4 }, load);
+      for (let i = 0; i < 4; i++) {
+        await sleep(150);
+        await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
+      }
+      await sleep(150);
+      stop = true;
+      await Promise.all(loads);
+      for (const err of failures) expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect(failures.length, 'the kills hit batches in flight').toBeGreaterThan(0);
+      expect(acknowledged.length).toBeGreaterThan(0);
+      // The store carries on with fresh connections.
+      expect(Array.from(await store.appendBatch([reading('after', BASE, 1)]))).toEqual([1]);
+      const [row] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM readings WHERE device_id LIKE $1', ['kill-%']);
+      // Every acknowledged reading is stored (and the primary key keeps each once); a failed batch
+      // may have committed before its answer was lost, so the table can hold more than was acknowledged.
+      expect(Number(row!.n)).toBeGreaterThanOrEqual(acknowledged.length);
+      const present = await db.query<{ k: string }>(`SELECT device_id || '@' || ts_us AS k FROM readings WHERE device_id LIKE 'kill-%'`);
+      const keys = new Set(present.map((r) => r.k));
+      expect(acknowledged.filter((r) => !keys.has(`${r.deviceId}@${r.tsUs}`))).toEqual([]);
+      // Summaries committed with their readings: they count exactly what is stored.
+      const summed = await db.query<{ c: string }>(`SELECT sum(reading_count)::text AS c FROM devices WHERE device_id LIKE 'kill-%'`);
+      expect(summed[0]!.c).toBe(row!.n);
+    });
   });
 });
