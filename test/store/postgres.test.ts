@@ -175,8 +175,9 @@ describePg('PostgresStore specifics', () => {
         }
       };
       const loads = Array.from({ length: 4 }, load);
-      for (let i = 0; i < 4; i++) {
-        await sleep(150);
+      // Often enough that some kills find statements in flight, not only idle connections.
+      for (let i = 0; i < 15; i++) {
+        await sleep(50);
         await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
       }
       await sleep(150);
