@@ -4,6 +4,7 @@ import { expect, test } from 'vitest';
 import { StorageUnavailableError } from '../../src/domain/errors.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
+import { storageError } from '../../src/store/postgres/errors.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
@@ -71,10 +72,24 @@ describePg('PostgresStore specifics', () => {
     try {
       await (await PostgresStore.open(postgresConfig(db.url))).close();
       await db.query('INSERT INTO tally_schema_migrations (version, name) VALUES ($1, $2)', [SCHEMA_VERSION + 1, 'future']);
-      await expect(PostgresStore.open(postgresConfig(db.url))).rejects.toThrow(/newer than this Tally/);
+      const refusal = await PostgresStore.open(postgresConfig(db.url)).catch((e: unknown) => e);
+      expect((refusal as Error).message).toMatch(/newer than this Tally/);
+      // Waiting does not cure it: not a 503.
+      expect(refusal).not.toBeInstanceOf(StorageUnavailableError);
     } finally {
       await db.drop();
     }
+  });
+
+  test('errors leave the backend as Tally errors or plain errors, never as pg types', async () => {
+    expect(storageError(new pg.DatabaseError('syntax error', 1, 'error'), 'x')).not.toBeInstanceOf(pg.DatabaseError);
+    const bug = Object.assign(new pg.DatabaseError('division by zero', 1, 'error'), { code: '22012' });
+    expect(storageError(bug, 'reading')).toMatchObject({ message: 'PostgreSQL failed (reading): division by zero [SQLSTATE 22012]' });
+    expect(storageError(bug, 'reading')).not.toBeInstanceOf(StorageUnavailableError);
+    const killed = Object.assign(new pg.DatabaseError('terminating connection due to administrator command', 1, 'error'), { code: '57P01' });
+    expect(storageError(killed, 'appending')).toBeInstanceOf(StorageUnavailableError);
+    expect(storageError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'x')).toBeInstanceOf(StorageUnavailableError);
+    expect(storageError(new Error('Connection terminated unexpectedly'), 'x')).toBeInstanceOf(StorageUnavailableError);
   });
 
   test('an unreachable server is StorageUnavailableError, within the connection timeout', async () => {
