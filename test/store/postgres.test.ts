@@ -6,6 +6,7 @@ import type { Reading } from '../../src/domain/reading.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
 import { storageError } from '../../src/store/postgres/errors.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
+import { PARTITION_US, partitionName, weekOf } from '../../src/store/postgres/partitions.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
 import { runStoreContract } from './contract.js';
@@ -214,5 +215,69 @@ describePg('PostgresStore specifics', () => {
       const summed = await db.query<{ c: string }>(`SELECT sum(reading_count)::text AS c FROM devices WHERE device_id LIKE 'kill-%'`);
       expect(summed[0]!.c).toBe(row!.n);
     });
+  });
+});
+
+describePg('PostgreSQL time partitions', () => {
+  const WEEK = PARTITION_US;
+  const weeks = async (db: TestDatabase) =>
+    (
+      await db.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'readings'::regclass ORDER BY 1`,
+      )
+    ).map((r) => r.name);
+
+  test('a partition per week, created as its first reading arrives, before 1970 too', async () => {
+    await withStore(async (store, db) => {
+      expect(await weeks(db)).toEqual([]);
+      const w = weekOf(BASE);
+      await store.appendBatch([reading('p', BASE), reading('p', BASE + 1), reading('p', -1), reading('p', BASE + 2 * WEEK)]);
+      expect(await weeks(db)).toEqual([partitionName(-1), partitionName(w), partitionName(w + 2)].sort());
+      expect(partitionName(-1)).toBe('readings_wm1');
+      expect((await store.deviceReadings('p', { order: 'asc' })).items.map((r) => r.tsUs)).toEqual([-1, BASE, BASE + 1, BASE + 2 * WEEK]);
+    });
+  });
+
+  test('two nodes opening the same new weeks at once: no error, every reading stored once', async () => {
+    const db = await createDatabase();
+    const [a, b] = await Promise.all([0, 1].map(() => PostgresStore.open(postgresConfig(db.url, { poolSize: 3 }))));
+    try {
+      const batch = Array.from({ length: 30 }, (_, i) => reading(`w-${i % 3}`, BASE + i * WEEK, 1));
+      const [fa, fb] = await Promise.all([a!.appendBatch(batch), b!.appendBatch([...batch].reverse())]);
+      fb!.reverse();
+      expect(Array.from(fa!).map((f, i) => f + fb![i]!)).toEqual(batch.map(() => 1));
+      expect(await weeks(db)).toHaveLength(30);
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+      await db.drop();
+    }
+  });
+
+  test('pruneBefore drops whole old weeks that fit in the limit, deletes rows of the rest; another node writes to a dropped week again', async () => {
+    const db = await createDatabase();
+    const [a, b] = await Promise.all([0, 1].map(() => PostgresStore.open(postgresConfig(db.url, { poolSize: 2 }))));
+    try {
+      const start = weekOf(BASE) * WEEK;
+      const old = [0, 1, 2].map((i) => reading('prune', start - 3 * WEEK + i)); // a whole week of 3
+      const older = [0, 1, 2, 3, 4].map((i) => reading('prune', start - 2 * WEEK + i)); // a whole week of 5
+      const recent = [0, 1, 2, 3].map((i) => reading('prune', start + i)); // the bound's own week
+      await b!.appendBatch([...old, ...older, ...recent]);
+      expect(await weeks(db)).toHaveLength(3);
+      // 3 + 5 fit in 9: both weeks dropped; then one row of the bound's week.
+      expect(await a!.pruneBefore(start + 2, 9)).toBe(9);
+      expect(await weeks(db)).toEqual([partitionName(weekOf(start))]);
+      expect((await a!.deviceReadings('prune', { order: 'asc' })).items.map((r) => r.tsUs)).toEqual([start + 1, start + 2, start + 3]);
+      // A week of more than the limit is not dropped: its rows go a limit at a time.
+      await b!.appendBatch([0, 1, 2, 3].map((i) => reading('prune', start - WEEK + i)));
+      expect(await a!.pruneBefore(start, 3)).toBe(3);
+      expect(await a!.pruneBefore(start, 3)).toBe(1);
+      expect(await a!.pruneBefore(start, 3)).toBe(0);
+      // Node b still believes in the weeks a dropped: its write finds out and recreates one.
+      expect(Array.from(await b!.appendBatch([reading('prune', start - 3 * WEEK)]))).toEqual([1]);
+      expect(await a!.getDevice('prune')).toMatchObject({ readingCount: 17 });
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+      await db.drop();
+    }
   });
 });

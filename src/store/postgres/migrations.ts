@@ -31,9 +31,10 @@ export const MIGRATIONS: readonly Migration[] = [
         count     integer,
         payload   text,
         PRIMARY KEY (device_id, ts_us)
-      );
+      ) PARTITION BY RANGE (ts_us);
       -- Newest first across devices (records) and oldest first (retention).
       CREATE INDEX readings_ts ON readings (ts_us, device_id);
+      -- A partition per week, created as readings arrive for it (partitions.ts).
 
       -- One row per device with readings, updated in the transaction of every insert.
       CREATE TABLE devices (

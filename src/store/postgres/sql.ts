@@ -43,8 +43,8 @@ WITH input AS (
 )
 SELECT f.ord FROM firsts f JOIN inserted i USING (device_id, ts_us)`;
 
-/** APPEND's parameters: the batch as columns, built in one pass. */
-export function appendParams(readings: readonly Reading[]): unknown[] {
+/** APPEND's parameters: the batch as columns, built in one pass (`ts` also names the partitions it needs). */
+export function appendParams(readings: readonly Reading[]): { values: unknown[]; ts: number[] } {
   const n = readings.length;
   const ids = new Array<string>(n);
   const ts = new Array<number>(n);
@@ -59,7 +59,7 @@ export function appendParams(readings: readonly Reading[]): unknown[] {
     counts[i] = r.count;
     payloads[i] = r.payload;
   }
-  return [ids, ts, texts, counts, payloads];
+  return { values: [ids, ts, texts, counts, payloads], ts };
 }
 
 /** A summary row with the key that breaks listing ties. */

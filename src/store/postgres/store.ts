@@ -13,9 +13,11 @@ import type {
   ReadingPage,
   TelemetryStore,
 } from '../types.js';
+import { withClient } from './client.js';
 import type { PostgresStoreConfig } from './config.js';
-import { isRetryable, storageError } from './errors.js';
+import { isMissingPartition, isRetryable, storageError } from './errors.js';
 import { migrate } from './migrations.js';
+import { Partitions } from './partitions.js';
 import * as sql from './sql.js';
 
 /** A transaction that lost a deadlock or serialization conflict runs again, this many times in all. */
@@ -54,12 +56,14 @@ export class PostgresStore implements TelemetryStore {
   readonly maxConcurrentWrites: number;
 
   private closing: Promise<void> | undefined;
+  private readonly partitions: Partitions;
 
   private constructor(
     private readonly pool: pg.Pool,
     config: PostgresStoreConfig,
   ) {
     this.maxConcurrentWrites = Math.max(1, config.poolSize - 1);
+    this.partitions = new Partitions(pool);
   }
 
   /** Connects, and brings the schema up to date (once, whichever node gets there first). */
@@ -78,14 +82,7 @@ export class PostgresStore implements TelemetryStore {
     // a listener it would crash the process. The pool discards it; the next query opens another.
     pool.on('error', () => undefined);
     try {
-      const client = await pool.connect();
-      try {
-        await migrate(client);
-        client.release();
-      } catch (err) {
-        client.release(err as Error);
-        throw err;
-      }
+      await withClient(pool, migrate);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw storageError(err, 'migrating the schema');
@@ -115,24 +112,14 @@ export class PostgresStore implements TelemetryStore {
 
   /** Runs `read` in a read-only snapshot: statements that must agree (a page and its total) see one state. */
   private snapshot<T>(doing: string, read: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.run(doing, async () => {
-      const client = await this.pool.connect();
-      try {
+    return this.run(doing, () =>
+      withClient(this.pool, async (client) => {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const result = await read(client);
         await client.query('COMMIT');
-        client.release();
         return result;
-      } catch (err) {
-        // A broken connection is not returned to the pool; a healthy one is, after its rollback.
-        const broken = await client.query('ROLLBACK').then(
-          () => undefined,
-          (e: unknown) => e as Error,
-        );
-        client.release(broken);
-        throw err;
-      }
-    });
+      }),
+    );
   }
 
   async appendBatch(readings: readonly Reading[]): Promise<Uint8Array> {
@@ -141,8 +128,19 @@ export class PostgresStore implements TelemetryStore {
       if (this.closing !== undefined) throw new StorageUnavailableError('the store is closed');
       return stored;
     }
-    const params = sql.appendParams(readings);
-    for (const { ord } of await this.rows<{ ord: number }>('appending readings', sql.APPEND, params)) stored[ord - 1] = 1;
+    const { values, ts } = sql.appendParams(readings);
+    const insert = async () => {
+      await this.partitions.ensure(ts);
+      return (await this.pool.query<{ ord: number }>(sql.APPEND, values)).rows;
+    };
+    const rows = await this.run('appending readings', () =>
+      insert().catch((err: unknown) => {
+        if (!isMissingPartition(err)) throw err;
+        this.partitions.forget(); // another node dropped an old week this node knew of
+        return insert();
+      }),
+    );
+    for (const { ord } of rows) stored[ord - 1] = 1;
     return stored;
   }
 
@@ -209,8 +207,12 @@ export class PostgresStore implements TelemetryStore {
   }
 
   async pruneBefore(beforeUs: number, limit: number): Promise<number> {
-    const result = await this.run('pruning', () => this.pool.query(sql.PRUNE, [beforeUs, limit]));
-    return result.rowCount ?? 0;
+    return this.run('pruning', async () => {
+      // Whole weeks before the bound go as one catalog change; what is left, row by row.
+      const dropped = await this.partitions.dropBefore(beforeUs, limit);
+      if (dropped >= limit) return dropped;
+      return dropped + ((await this.pool.query(sql.PRUNE, [beforeUs, limit - dropped])).rowCount ?? 0);
+    });
   }
 
   close(): Promise<void> {
