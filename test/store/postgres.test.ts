@@ -272,9 +272,16 @@ describePg('PostgreSQL time partitions', () => {
       expect(await a!.pruneBefore(start, 3)).toBe(3);
       expect(await a!.pruneBefore(start, 3)).toBe(1);
       expect(await a!.pruneBefore(start, 3)).toBe(0);
+      // Both nodes sweeping at once (every node runs retention): each week goes once, no error.
+      await b!.appendBatch([0, 1].flatMap((i) => [reading('prune-both', start - 5 * WEEK + i), reading('prune-both', start - 4 * WEEK + i)]));
+      const swept = await Promise.all([a!.pruneBefore(start, 100), b!.pruneBefore(start, 100)]);
+      expect(swept[0]! + swept[1]!).toBe(4);
+      // The week emptied row by row above goes too, now that it is wholly before the bound.
+      expect(await weeks(db)).toEqual([partitionName(weekOf(start))]);
       // Node b still believes in the weeks a dropped: its write finds out and recreates one.
       expect(Array.from(await b!.appendBatch([reading('prune', start - 3 * WEEK)]))).toEqual([1]);
       expect(await a!.getDevice('prune')).toMatchObject({ readingCount: 17 });
+      expect(await a!.getDevice('prune-both')).toMatchObject({ readingCount: 4 });
     } finally {
       await Promise.all([a!.close(), b!.close()]);
       await db.drop();

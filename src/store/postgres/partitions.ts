@@ -92,7 +92,14 @@ export class Partitions {
   private async dropIfAtMost(week: number, most: number): Promise<number | undefined> {
     const name = partitionName(week);
     return withClient(this.pool, async (client) => {
-      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${PARTITION_LOCK}); LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`);
+      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`);
+      // Every node runs retention: another may have dropped this week a moment ago.
+      const { rows } = await client.query<{ gone: boolean }>(`SELECT to_regclass('${name}') IS NULL AS gone`);
+      if (rows[0]!.gone) {
+        await client.query('ROLLBACK');
+        return 0;
+      }
+      await client.query(`LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`);
       const n = (await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${name}`)).rows[0]!.n;
       await client.query(n <= most ? `DROP TABLE ${name}; COMMIT` : 'ROLLBACK');
       return n <= most ? n : undefined;
