@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { expect, test } from 'vitest';
-import { StorageUnavailableError } from '../../src/domain/errors.js';
+import { InvalidCursorError, StorageUnavailableError } from '../../src/domain/errors.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
 import { storageError } from '../../src/store/postgres/errors.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
 import { PARTITION_US, partitionName, weekOf } from '../../src/store/postgres/partitions.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
+import type { DeviceListQuery } from '../../src/store/types.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
 import { runStoreContract } from './contract.js';
 
@@ -75,8 +76,7 @@ describePg('PostgresStore specifics', () => {
       await db.query('INSERT INTO tally_schema_migrations (version, name) VALUES ($1, $2)', [SCHEMA_VERSION + 1, 'future']);
       const refusal = await PostgresStore.open(postgresConfig(db.url)).catch((e: unknown) => e);
       expect((refusal as Error).message).toMatch(/newer than this Tally/);
-      // Waiting does not cure it: not a 503.
-      expect(refusal).not.toBeInstanceOf(StorageUnavailableError);
+      expect(refusal).toBeInstanceOf(StorageUnavailableError); // as the SQLite store refuses one
     } finally {
       await db.drop();
     }
@@ -286,5 +286,26 @@ describePg('PostgreSQL time partitions', () => {
       await Promise.all([a!.close(), b!.close()]);
       await db.drop();
     }
+  });
+});
+
+describePg('PostgreSQL cursors', () => {
+  test('a forged device-listing position of the wrong type is an InvalidCursorError, not a database error', async () => {
+    await withStore(async (store) => {
+      await store.appendBatch([reading('c1', BASE), reading('c2', BASE + 1)]);
+      const forge = (listing: string, ...position: unknown[]) => Buffer.from(JSON.stringify([listing, ...position])).toString('base64url');
+      const cases: Array<[DeviceListQuery['sort'], string]> = [
+        [{ by: 'latestTs' }, forge('devices|latestTs|asc|', 'soon', 1)],
+        [{ by: 'readingCount' }, forge('devices|readingCount|asc|', 1.5, 1)],
+        [{ by: 'deviceId' }, forge('devices|deviceId|asc|', 7, 1)],
+        [{ by: 'payload', fields: ['temp'] }, forge('devices|payload.temp|asc|', 'hot', 1)],
+      ];
+      for (const [sort, cursor] of cases) {
+        await expect(store.listDevices({ sort, order: 'asc', limit: 1, cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+      }
+      // The real ones still work.
+      const first = await store.listDevices({ sort: { by: 'latestTs' }, order: 'asc', limit: 1 });
+      expect((await store.listDevices({ sort: { by: 'latestTs' }, order: 'asc', limit: 1, cursor: first.nextCursor! })).items.map((d) => d.deviceId)).toEqual(['c2']);
+    });
   });
 });

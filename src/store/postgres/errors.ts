@@ -14,11 +14,6 @@ const TRANSIENT_CLASSES = new Set(['08', '53', '57', '58']);
 /** Deadlock and serialization failure: the transaction is worth running again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
-/** A condition of the database that waiting does not cure (a schema from a newer Tally). */
-export class PermanentStoreError extends Error {
-  override name = 'PermanentStoreError';
-}
-
 /** A conflict between concurrent transactions that a retry resolves. */
 export function isRetryable(error: unknown): boolean {
   return error instanceof pg.DatabaseError && error.code !== undefined && RETRYABLE.has(error.code);
@@ -35,12 +30,12 @@ function isTransient(error: unknown): boolean {
     return TRANSIENT_CLASSES.has(code.slice(0, 2)) || RETRYABLE.has(code);
   }
   // Socket errors (ECONNREFUSED, EPIPE ...) and node-postgres' own connection and timeout errors.
-  return error instanceof Error && !(error instanceof PermanentStoreError) && !(error instanceof TypeError);
+  return error instanceof Error && !(error instanceof TypeError);
 }
 
 /** The error callers see: StorageUnavailableError when the database is away or busy, else a plain Error naming what failed. */
 export function storageError(error: unknown, doing: string): Error {
-  if (error instanceof StorageUnavailableError || error instanceof PermanentStoreError) return error;
+  if (error instanceof StorageUnavailableError) return error;
   const message = error instanceof Error ? error.message : String(error);
   if (isTransient(error)) return new StorageUnavailableError(`PostgreSQL is unavailable (${doing}): ${message}`, { cause: error });
   const code = error instanceof pg.DatabaseError ? ` [SQLSTATE ${error.code}]` : '';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { PermanentStoreError } from './errors.js';
+import { StorageUnavailableError } from '../../domain/errors.js';
 
 /**
  * The schema, as numbered migrations. At open every node runs the ones its database lacks, in one
@@ -71,7 +71,8 @@ export async function migrate(client: pg.ClientBase): Promise<number[]> {
     const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM tally_schema_migrations');
     const current = rows[0]?.version ?? 0;
     if (current > SCHEMA_VERSION) {
-      throw new PermanentStoreError(`database schema version ${current} is newer than this Tally (${SCHEMA_VERSION})`);
+      // As on SQLite: the store cannot be used by this Tally (the start stops with this message).
+      throw new StorageUnavailableError(`database schema version ${current} is newer than this Tally (${SCHEMA_VERSION})`);
     }
     const applied: number[] = [];
     for (const m of MIGRATIONS) {

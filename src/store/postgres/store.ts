@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { StorageUnavailableError } from '../../domain/errors.js';
+import { InvalidCursorError, StorageUnavailableError } from '../../domain/errors.js';
 import type { Reading } from '../../domain/reading.js';
 import { decodeCursor, encodeCursor, historyRange, listingOf, RECORDS_LISTING } from '../cursor.js';
 import type {
@@ -42,6 +42,13 @@ interface BucketRow {
   sum: number;
   min: number;
   max: number;
+}
+
+/** Whether a cursor's sort value has the type the listing sorts by. */
+function fitsSort(query: DeviceListQuery, value: number | string | null): boolean {
+  if (query.sort.by === 'deviceId') return typeof value === 'string';
+  if (query.sort.by === 'payload') return value === null || typeof value === 'number';
+  return Number.isSafeInteger(value);
 }
 
 /**
@@ -155,6 +162,8 @@ export class PostgresStore implements TelemetryStore {
       query.cursor === undefined
         ? undefined
         : (decodeCursor(query.cursor, listing, ['value', 'integer']) as [number | string | null, number]);
+    // PostgreSQL compares typed values: a forged position of the wrong type would be a cast error (a 500).
+    if (after !== undefined && !fitsSort(query, after[0])) throw new InvalidCursorError('cursor is not one this service issued; pass next_cursor unchanged');
     const page = sql.devicePageQuery(query, after);
     type Row = sql.DeviceRow & { sort_value: number | string | null };
     const toPage = (rows: Row[], total?: number): DevicePage => {
