@@ -138,65 +138,68 @@ describe('end to end on SQLite', () => {
   });
 });
 
-describePg('end to end on PostgreSQL', () => {
-  let db: TestDatabase;
-  endToEnd(async () => {
-    db = await createDatabase();
-    const t = await startTally({ TALLY_STORE: db.url });
-    return {
-      t,
-      close: async () => {
+// One describePg around both: without TALLY_TEST_PG_URL they are one skipped line.
+describePg('on PostgreSQL', () => {
+  describe('end to end on PostgreSQL', () => {
+    let db: TestDatabase;
+    endToEnd(async () => {
+      db = await createDatabase();
+      const t = await startTally({ TALLY_STORE: db.url });
+      return {
+        t,
+        close: async () => {
+          await t.stop();
+          await db.drop();
+        },
+      };
+    });
+  });
+
+  describe('PostgreSQL connections killed under HTTP load', () => {
+    test('clients see 200 or 503 with Retry-After, never another error; the next writes succeed; every acknowledged reading is stored once', async () => {
+      const db = await createDatabase();
+      const t = await startTally({ TALLY_STORE: db.url });
+      try {
+        const acknowledged: string[] = [];
+        const statuses = new Map<number, number>();
+        let next = 0;
+        let stop = false;
+        const client = async () => {
+          while (!stop) {
+            const body = Array.from({ length: 50 }, () => {
+              const n = next++;
+              return { device_id: `out-${n % 20}`, ts: new Date(Date.UTC(2024, 0, 1) + n).toISOString(), count: 1 };
+            });
+            const res = await t.tally.server.inject({ method: 'POST', url: '/v1/readings', payload: body });
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+            if (res.statusCode === 200) {
+              expect(res.json()).toEqual({ accepted: 50, duplicates: 0, rejected: [] });
+              acknowledged.push(...body.map((r) => `${r.device_id} ${Date.parse(r.ts) * 1000}`));
+            } else {
+              expect(res.statusCode, res.body).toBe(503);
+              expect(res.headers['retry-after']).toBeDefined();
+            }
+          }
+        };
+        const clients = Array.from({ length: 8 }, client);
+        // Often enough that some kills find statements in flight, not only idle connections.
+        for (let i = 0; i < 15; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
+        }
+        stop = true;
+        await Promise.all(clients);
+        expect([...statuses.keys()].sort()).toEqual([200, 503]);
+        const after = await post(t, '/v1/readings', [{ device_id: 'out-after', ts: '2024-01-02T00:00:00Z' }]);
+        expect([after.status, after.json]).toEqual([200, { accepted: 1, duplicates: 0, rejected: [] }]);
+        const stored = new Set(
+          (await db.query<{ k: string }>(`SELECT device_id || ' ' || ts_us AS k FROM readings WHERE device_id LIKE 'out-%'`)).map((r) => r.k),
+        );
+        expect(acknowledged.filter((k) => !stored.has(k))).toEqual([]);
+      } finally {
         await t.stop();
         await db.drop();
-      },
-    };
-  });
-});
-
-describePg('PostgreSQL connections killed under HTTP load', () => {
-  test('clients see 200 or 503 with Retry-After, never another error; the next writes succeed; every acknowledged reading is stored once', async () => {
-    const db = await createDatabase();
-    const t = await startTally({ TALLY_STORE: db.url });
-    try {
-      const acknowledged: string[] = [];
-      const statuses = new Map<number, number>();
-      let next = 0;
-      let stop = false;
-      const client = async () => {
-        while (!stop) {
-          const body = Array.from({ length: 50 }, () => {
-            const n = next++;
-            return { device_id: `out-${n % 20}`, ts: new Date(Date.UTC(2024, 0, 1) + n).toISOString(), count: 1 };
-          });
-          const res = await t.tally.server.inject({ method: 'POST', url: '/v1/readings', payload: body });
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          if (res.statusCode === 200) {
-            expect(res.json()).toEqual({ accepted: 50, duplicates: 0, rejected: [] });
-            acknowledged.push(...body.map((r) => `${r.device_id} ${Date.parse(r.ts) * 1000}`));
-          } else {
-            expect(res.statusCode, res.body).toBe(503);
-            expect(res.headers['retry-after']).toBeDefined();
-          }
-        }
-      };
-      const clients = Array.from({ length: 8 }, client);
-      // Often enough that some kills find statements in flight, not only idle connections.
-      for (let i = 0; i < 15; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
       }
-      stop = true;
-      await Promise.all(clients);
-      expect([...statuses.keys()].sort()).toEqual([200, 503]);
-      const after = await post(t, '/v1/readings', [{ device_id: 'out-after', ts: '2024-01-02T00:00:00Z' }]);
-      expect([after.status, after.json]).toEqual([200, { accepted: 1, duplicates: 0, rejected: [] }]);
-      const stored = new Set(
-        (await db.query<{ k: string }>(`SELECT device_id || ' ' || ts_us AS k FROM readings WHERE device_id LIKE 'out-%'`)).map((r) => r.k),
-      );
-      expect(acknowledged.filter((k) => !stored.has(k))).toEqual([]);
-    } finally {
-      await t.stop();
-      await db.drop();
-    }
+    });
   });
 });
