@@ -106,6 +106,28 @@ function specifics(): void {
       expect(Date.now() - started).toBeLessThan(5000);
     });
 
+    test('statement_timeout is set: a statement stuck behind a lock is cancelled and answered StorageUnavailableError', async () => {
+      await withStore(async (_store, db) => {
+        const store = await PostgresStore.open(postgresConfig(db.url, { statementTimeoutMillis: 300 }));
+        const locker = new pg.Client({ connectionString: db.url });
+        await locker.connect();
+        try {
+          await locker.query('BEGIN');
+          await locker.query('LOCK TABLE devices IN ACCESS EXCLUSIVE MODE');
+          const started = Date.now();
+          const error = await store.getDevice('stuck').catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(StorageUnavailableError);
+          expect((error as Error).message).toMatch(/statement timeout/);
+          expect(Date.now() - started).toBeLessThan(5000);
+          await locker.query('ROLLBACK');
+          expect(await store.getDevice('stuck')).toBeUndefined();
+        } finally {
+          await locker.end();
+          await store.close();
+        }
+      });
+    });
+
     test('a batch with one device many times and one (device, ts) many times: stored once, flagged in batch order', async () => {
       await withStore(async (store, db) => {
         const batch = [
