@@ -182,11 +182,7 @@ describePg('on PostgreSQL', () => {
           }
         };
         const clients = Array.from({ length: 8 }, client);
-        // Often enough that some kills find statements in flight, not only idle connections.
-        for (let i = 0; i < 15; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
-        }
+        await db.killConnections(15, 50);
         stop = true;
         await Promise.all(clients);
         expect([...statuses.keys()].sort()).toEqual([200, 503]);

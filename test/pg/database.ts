@@ -30,6 +30,11 @@ export interface TestDatabase {
   readonly name: string;
   /** Runs one statement on the test database (outside any store). */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
+  /**
+   * An outage: `times` rounds, `everyMs` apart, of terminating every other connection to the test
+   * database. Often enough that some rounds find statements in flight, not only idle connections.
+   */
+  killConnections(times: number, everyMs: number): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -54,6 +59,12 @@ export async function createDatabase(): Promise<TestDatabase> {
     url: url.href,
     name,
     query: (text, values) => admin(async (c) => (await c.query(text, values)).rows, url.href),
+    killConnections: async (times, everyMs) => {
+      for (let i = 0; i < times; i++) {
+        await new Promise((resolve) => setTimeout(resolve, everyMs));
+        await admin((c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]));
+      }
+    },
     // FORCE: a test that failed half way may leave connections behind.
     drop: async () => {
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));

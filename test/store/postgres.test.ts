@@ -218,11 +218,7 @@ function specifics(): void {
           }
         };
         const loads = Array.from({ length: 4 }, load);
-        // Often enough that some kills find statements in flight, not only idle connections.
-        for (let i = 0; i < 15; i++) {
-          await sleep(50);
-          await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
-        }
+        await db.killConnections(15, 50);
         await sleep(150);
         stop = true;
         await Promise.all(loads);
