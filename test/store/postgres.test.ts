@@ -128,6 +128,25 @@ function specifics(): void {
       });
     });
 
+    test('payloads jsonb refuses (\\u0000, lone surrogates) still aggregate and sort by their numeric fields, and round-trip unchanged', async () => {
+      await withStore(async (store) => {
+        const odd = [
+          JSON.stringify({ note: 'nul\u0000here', temp: 5 }),
+          JSON.stringify({ note: '\ud800 lone', temp: 7, also: '\\u0000 is text' }),
+          JSON.stringify({ note: 'plain', temp: 9 }),
+        ];
+        await store.appendBatch(odd.map((payload, i) => reading(`odd-${i}`, BASE + i, 1, payload)));
+        await store.appendBatch(odd.map((payload, i) => reading('odd-agg', BASE + i, 1, payload)));
+        expect(await store.aggregate('odd-agg', { fromUs: BASE, toUs: BASE + 10, everyUs: 1_000_000, field: { kind: 'payload', name: 'temp' } })).toEqual([
+          { startUs: BASE, count: 3, sum: 21, min: 5, max: 9, avg: 7 },
+        ]);
+        const page = await store.listDevices({ sort: { by: 'payload', fields: ['temp'] }, order: 'desc', limit: 10, prefix: 'odd-' });
+        // odd-agg's latest is the plain one (9): a tie with odd-2, broken by key, later first in desc.
+        expect(page.items.map((d) => d.deviceId)).toEqual(['odd-agg', 'odd-2', 'odd-1', 'odd-0']);
+        expect((await store.deviceReadings('odd-agg', { order: 'asc' })).items.map((r) => r.payload)).toEqual(odd);
+      });
+    });
+
     test('a batch with one device many times and one (device, ts) many times: stored once, flagged in batch order', async () => {
       await withStore(async (store, db) => {
         const batch = [

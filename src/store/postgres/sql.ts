@@ -87,9 +87,21 @@ export const toReading = (row: ReadingRow): Reading => ({
   payload: row.payload,
 });
 
+/**
+ * Escapes jsonb refuses although they are valid JSON (and JSON.stringify writes them): \u0000 and
+ * lone surrogates. Every escape is matched from the left (so an escaped backslash is one token);
+ * the acceptable ones are kept (group 1), those are dropped: they can only sit inside strings, and
+ * only numeric fields are read from the result.
+ */
+const JSONB_REFUSED = String.raw`(\\(?:[^u]|u(?!0000|[dD][89a-fA-F])[0-9a-fA-F]{4}))|\\u[0-9a-fA-F]{4}`;
+
+/** A JSON text column as jsonb, cleaned of what jsonb refuses (the regex runs only when the text holds an escape). */
+const jsonOf = (column: string): string =>
+  String.raw`(CASE WHEN strpos(${column}, '\u') > 0 THEN regexp_replace(${column}, '${JSONB_REFUSED}', '\1', 'g') ELSE ${column} END)::jsonb`;
+
 /** A numeric field of a JSON text column, as float8; null when absent or not a JSON number (text, boolean, object). */
 const numericField = (column: string, param: string): string =>
-  `CASE WHEN jsonb_typeof(${column}::jsonb -> ${param}::text) = 'number' THEN (${column}::jsonb ->> ${param}::text)::float8 END`;
+  `CASE WHEN jsonb_typeof(${jsonOf(column)} -> ${param}::text) = 'number' THEN (${jsonOf(column)} ->> ${param}::text)::float8 END`;
 
 /** SQL text with its parameters, numbered from $1 in the order pushed. */
 class Params {
