@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../src/app/config.js';
 import { createTally, type Tally } from '../src/app/tally.js';
+import { createDatabase } from './pg/database.js';
 
 /** A fresh data directory under the system temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void } {
@@ -13,11 +14,15 @@ export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void 
 
 /**
  * A Tally on a fresh SQLite file, not listening: drive it with `tally.server.inject(...)`.
- * `env` overrides configuration variables (TALLY_MAX_READINGS and so on).
+ * `env` overrides configuration variables (TALLY_MAX_READINGS and so on). With
+ * TALLY_TEST_STORE=postgres (and TALLY_TEST_PG_URL) in the environment, a test that names no
+ * store gets a fresh PostgreSQL database instead, so the HTTP suites can run on either backend.
  */
 export async function startTally(env: Record<string, string> = {}): Promise<{ tally: Tally; config: Config; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir();
-  const config = loadConfig({ TALLY_DATA_DIR: dir, TALLY_PORT: '0', TALLY_LOG_LEVEL: 'silent', ...env });
+  const db = env.TALLY_STORE === undefined && process.env.TALLY_TEST_STORE === 'postgres' ? await createDatabase() : undefined;
+  const store = db === undefined ? {} : { TALLY_STORE: db.url };
+  const config = loadConfig({ TALLY_DATA_DIR: dir, TALLY_PORT: '0', TALLY_LOG_LEVEL: 'silent', ...store, ...env });
   const tally = await createTally(config);
   await tally.server.ready();
   return {
@@ -26,6 +31,7 @@ export async function startTally(env: Record<string, string> = {}): Promise<{ ta
     stop: async () => {
       await tally.close();
       cleanup();
+      await db?.drop();
     },
   };
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import { StorageUnavailableError } from '../domain/errors.js';
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
+import { migrateStore } from './migrate.js';
 import { createTally } from './tally.js';
 import type { StoreConfig } from '../store/index.js';
 
 /** What a log line says of the store: enough to find it, nothing secret. */
 function describeStore(store: StoreConfig): Record<string, unknown> {
+  if (store.backend === 'postgres') return { backend: store.backend, url: store.postgres.display, poolSize: store.postgres.poolSize };
   return { backend: store.backend, file: store.sqlite.file, synchronous: store.sqlite.synchronous };
 }
 
@@ -15,6 +18,7 @@ Commands:
   mqtt-drain [<from>]
            empty and end the MQTT sessions of a node (TALLY_MQTT_CLIENT_ID, TALLY_MQTT_CONNECTIONS)
            that will not come back, or of its connections <from> and up; see README, MQTT
+  migrate  bring the store's schema up to date, then exit
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -56,6 +60,12 @@ async function drainMqtt(argv: string[]): Promise<void> {
   }
 }
 
+async function migrate(argv: string[]): Promise<void> {
+  const config = loadConfig(process.env, argv);
+  await migrateStore(config.store);
+  process.stdout.write(`tally: schema up to date: ${JSON.stringify(describeStore(config.store))}\n`);
+}
+
 async function main(args: string[]): Promise<void> {
   const [command = 'serve', ...rest] = args;
   if (command === 'help' || command === '--help' || command === '-h') {
@@ -64,6 +74,7 @@ async function main(args: string[]): Promise<void> {
   }
   if (command === 'serve') return serve(rest);
   if (command === 'mqtt-drain') return drainMqtt(rest);
+  if (command === 'migrate') return migrate(rest);
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;
@@ -74,6 +85,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`tally: invalid configuration: ${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`tally: ${(err as Error).stack ?? String(err)}\n`);
+  // The store being away is an answer, not a bug: its message, without a stack.
+  if (err instanceof StorageUnavailableError) process.stderr.write(`tally: ${err.message}\n`);
+  else process.stderr.write(`tally: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -44,7 +44,7 @@ interface Setting {
 export const SETTINGS = {
   host: { env: 'TALLY_HOST', flag: 'host', fallback: '127.0.0.1', help: 'address to listen on' },
   port: { env: 'TALLY_PORT', flag: 'port', fallback: '8080', help: 'TCP port (0 picks a free one)' },
-  store: { env: 'TALLY_STORE', flag: 'store', fallback: 'sqlite:<data dir>/tally.db', help: 'where readings are kept: sqlite:<path>' },
+  store: { env: 'TALLY_STORE', flag: 'store', fallback: 'sqlite:<data dir>/tally.db', help: 'where readings are kept: sqlite:<path> or postgres://user@host:port/db' },
   dataDir: { env: 'TALLY_DATA_DIR', flag: 'data-dir', fallback: './data', help: 'directory of the default store file tally.db' },
   bodyLimit: { env: 'TALLY_BODY_LIMIT', flag: 'body-limit', fallback: '4MiB', help: 'largest request body (bytes, or with KiB/MiB)' },
   maxReadings: { env: 'TALLY_MAX_READINGS', flag: 'max-readings', fallback: '10000', help: 'most readings in one request' },

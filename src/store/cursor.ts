@@ -1,4 +1,5 @@
 import { InvalidCursorError } from '../domain/errors.js';
+import type { DeviceListQuery, DeviceReadingsQuery, SortOrder } from './types.js';
 
 /**
  * The one codec of page cursors, for every listing of every backend. A cursor is opaque to clients:
@@ -37,4 +38,32 @@ export function decodeCursor(text: string, listing: string, kinds: readonly Posi
     throw new InvalidCursorError('cursor belongs to a listing with another sort, order or filter; start again without it');
   }
   return position as Position;
+}
+
+/** What a device-listing cursor belongs to: reusing one for another sort, order or prefix is an error. */
+export function listingOf(query: DeviceListQuery): string {
+  const sort = query.sort.by === 'payload' ? `payload.${query.sort.fields.join(',')}` : query.sort.by;
+  return `devices|${sort}|${query.order}|${query.prefix ?? ''}`;
+}
+
+/** The listing of one device's history in one order. */
+export const historyListing = (order: SortOrder): string => `history|${order}`;
+
+/** The listing of all readings, newest first. */
+export const RECORDS_LISTING = 'records';
+
+/**
+ * The [from, to) a history page reads: the query's range (unbounded ends as the extreme safe
+ * integers), narrowed past the cursor's timestamp in the asked order.
+ */
+export function historyRange(query: DeviceReadingsQuery): { from: number; to: number; listing: string } {
+  const listing = historyListing(query.order);
+  let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
+  let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
+  if (query.cursor !== undefined) {
+    const [after] = decodeCursor(query.cursor, listing, ['integer']) as [number];
+    if (query.order === 'asc') from = Math.max(from, after + 1);
+    else to = Math.min(to, after);
+  }
+  return { from, to, listing };
 }

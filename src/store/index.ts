@@ -1,9 +1,12 @@
 import { ConfigError } from '../domain/errors.js';
+import { postgresConfig, type PostgresStoreConfig } from './postgres/config.js';
 import { sqliteConfig, type SqliteStoreConfig } from './sqlite/config.js';
 import type { TelemetryStore } from './types.js';
 
-/** Which backend, and its own settings. PostgreSQL joins this union in its own issue. */
-export type StoreConfig = { readonly backend: 'sqlite'; readonly sqlite: SqliteStoreConfig };
+/** Which backend, and its own settings. */
+export type StoreConfig =
+  | { readonly backend: 'sqlite'; readonly sqlite: SqliteStoreConfig }
+  | { readonly backend: 'postgres'; readonly postgres: PostgresStoreConfig };
 
 /** Settings that apply to one backend only, as the app read them; each backend takes its own. */
 export interface BackendSettings {
@@ -12,25 +15,29 @@ export interface BackendSettings {
 
 /**
  * Reads a store location such as `sqlite:./data/tally.db` (also `sqlite://./rel.db`,
- * `sqlite:///abs.db`). `name` is the variable or flag it came from, for the error that refuses it.
+ * `sqlite:///abs.db`) or `postgres://user@host:5432/tally` (also `postgresql://`). `name` is the
+ * variable or flag it came from, for the error that refuses it.
  */
 export function storeConfig(location: string, settings: BackendSettings = {}, name = 'TALLY_STORE'): StoreConfig {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(location)?.[1]?.toLowerCase();
-  if (scheme === 'sqlite') {
-    let file = location.slice('sqlite:'.length);
-    if (file.startsWith('//')) file = file.slice(2);
+  const named = (build: () => StoreConfig): StoreConfig => {
     try {
-      return Object.freeze({ backend: 'sqlite', sqlite: sqliteConfig({ ...settings.sqlite, file }) });
+      return Object.freeze(build());
     } catch (err) {
       if (err instanceof ConfigError) throw new ConfigError(`${name}: ${err.message}`);
       throw err;
     }
+  };
+  if (scheme === 'sqlite') {
+    let file = location.slice('sqlite:'.length);
+    if (file.startsWith('//')) file = file.slice(2);
+    return named(() => ({ backend: 'sqlite', sqlite: sqliteConfig({ ...settings.sqlite, file }) }));
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
-    throw new ConfigError(`${name}: PostgreSQL is not supported by this version of Tally yet; use sqlite:<path>`);
+    return named(() => ({ backend: 'postgres', postgres: postgresConfig(location) }));
   }
   throw new ConfigError(
-    `${name} must name a store as sqlite:<path> (e.g. sqlite:./data/tally.db), got ${JSON.stringify(location)}` +
+    `${name} must name a store as sqlite:<path> (e.g. sqlite:./data/tally.db) or postgres://user@host:port/db, got ${JSON.stringify(location)}` +
       (scheme === undefined ? '' : `: unknown scheme ${JSON.stringify(scheme)}`),
   );
 }
@@ -42,6 +49,10 @@ export async function openStore(config: StoreConfig): Promise<TelemetryStore> {
       // Loaded on use, like every backend: a node that runs one never loads another's driver.
       const { SqliteStore } = await import('./sqlite/store.js');
       return SqliteStore.open(config.sqlite);
+    }
+    case 'postgres': {
+      const { PostgresStore } = await import('./postgres/store.js');
+      return PostgresStore.open(config.postgres);
     }
   }
 }

@@ -15,6 +15,12 @@ function configError(env: Record<string, string>, argv: string[] = []): ConfigEr
   throw new Error(`expected a ConfigError for ${JSON.stringify(env)} ${argv.join(' ')}`);
 }
 
+/** The SQLite settings of a configuration that must name a SQLite store. */
+function sqliteOf(config: ReturnType<typeof loadConfig>) {
+  if (config.store.backend !== 'sqlite') throw new Error(`expected a sqlite store, got ${config.store.backend}`);
+  return config.store.sqlite;
+}
+
 describe('loadConfig', () => {
   test('defaults', () => {
     const config = loadConfig({});
@@ -30,7 +36,7 @@ describe('loadConfig', () => {
       lineProtocol: { deviceTag: 'device', countField: 'count' },
     });
     expect(Object.isFrozen(config)).toBe(true);
-    expect(Object.isFrozen(config.store.sqlite)).toBe(true);
+    expect(Object.isFrozen(sqliteOf(config))).toBe(true);
   });
 
   test('environment variables, sizes with units, retention and the admin token', () => {
@@ -63,8 +69,8 @@ describe('loadConfig', () => {
 
   test('a flag wins over its variable', () => {
     expect(loadConfig({ TALLY_PORT: '9000' }, ['--port', '9100']).port).toBe(9100);
-    expect(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL']).store.sqlite).toMatchObject({ file: '/tmp/x/tally.db', synchronous: 'NORMAL' });
-    expect(loadConfig({ TALLY_STORE: 'sqlite:/a.db' }, ['--store', 'sqlite:/b.db']).store.sqlite.file).toBe('/b.db');
+    expect(sqliteOf(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL']))).toMatchObject({ file: '/tmp/x/tally.db', synchronous: 'NORMAL' });
+    expect(sqliteOf(loadConfig({ TALLY_STORE: 'sqlite:/a.db' }, ['--store', 'sqlite:/b.db'])).file).toBe('/b.db');
   });
 
   test('TALLY_STORE names the store: sqlite:<path>, and wins over TALLY_DATA_DIR', () => {
@@ -72,9 +78,27 @@ describe('loadConfig', () => {
       backend: 'sqlite',
       sqlite: { file: './elsewhere/tally.db', synchronous: 'FULL', cacheMiB: 64, compactRows: 100_000 },
     });
-    expect(loadConfig({ TALLY_STORE: 'sqlite:///var/lib/t.db' }).store.sqlite.file).toBe('/var/lib/t.db');
-    expect(loadConfig({ TALLY_STORE: 'sqlite://rel/t.db' }).store.sqlite.file).toBe('rel/t.db');
-    expect(loadConfig({ TALLY_STORE: 'SQLite:t.db', TALLY_SYNCHRONOUS: 'normal' }).store.sqlite).toMatchObject({ file: 't.db', synchronous: 'NORMAL' });
+    expect(sqliteOf(loadConfig({ TALLY_STORE: 'sqlite:///var/lib/t.db' })).file).toBe('/var/lib/t.db');
+    expect(sqliteOf(loadConfig({ TALLY_STORE: 'sqlite://rel/t.db' })).file).toBe('rel/t.db');
+    expect(sqliteOf(loadConfig({ TALLY_STORE: 'SQLite:t.db', TALLY_SYNCHRONOUS: 'normal' }))).toMatchObject({ file: 't.db', synchronous: 'NORMAL' });
+  });
+
+  test('TALLY_STORE=postgres://... selects PostgreSQL; Tally\'s own URL parameters are taken out, the password kept out of logs', () => {
+    const store = loadConfig({ TALLY_STORE: 'postgres://tally:s3cret@db.example:5433/tally?pool_size=4&statement_timeout_ms=2000&sslmode=require' }).store;
+    expect(store).toEqual({
+      backend: 'postgres',
+      postgres: {
+        connectionString: 'postgres://tally:s3cret@db.example:5433/tally?sslmode=require',
+        display: 'postgres://tally@db.example:5433/tally?sslmode=require',
+        poolSize: 4,
+        connectionTimeoutMillis: 5_000,
+        statementTimeoutMillis: 2_000,
+        queryTimeoutMillis: 35_000,
+        idleTimeoutMillis: 30_000,
+      },
+    });
+    expect(Object.isFrozen(store.backend === 'postgres' && store.postgres)).toBe(true);
+    expect(loadConfig({ TALLY_STORE: 'postgresql://localhost/t' }).store.backend).toBe('postgres');
   });
 
   test.each([
@@ -82,7 +106,9 @@ describe('loadConfig', () => {
     ['./data/tally.db', /TALLY_STORE must name a store as sqlite:<path>/],
     ['sqlite:', /TALLY_STORE: the SQLite store needs a file path/],
     ['sqlite::memory:', /TALLY_STORE: the SQLite store needs a file path/],
-    ['postgres://localhost/tally', /TALLY_STORE: PostgreSQL is not supported/],
+    ['postgres://localhost', /TALLY_STORE: the PostgreSQL URL must name a database/],
+    ['postgres://localhost/tally?pool_size=0', /TALLY_STORE: poolSize must be between 1 and 1000/],
+    ['postgresql://localhost/tally?statement_timeout_ms=soon', /TALLY_STORE: statement_timeout_ms must be a whole number/],
   ])('TALLY_STORE=%s is refused with a message naming it', (value, message) => {
     expect(configError({ TALLY_STORE: value }).message).toMatch(message);
   });

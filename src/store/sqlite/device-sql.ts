@@ -1,38 +1,10 @@
-import type { DeviceListQuery, DeviceSort, DeviceSummary } from '../types.js';
+import type { DeviceSort } from '../types.js';
 
 /** The SQL of device listings: which columns, how they sort, how a row becomes a summary. */
 
-export interface DeviceRow {
-  device_id: string;
-  first_ts_us: number;
-  latest_ts_us: number;
-  latest_ts_text: string | null;
-  latest_payload: string | null;
-  reading_count: number;
-  cumulative_count: number;
-}
+import { SORT_COLUMNS } from '../summary-row.js';
 
-export const DEVICE_COLUMNS = 'device_id, first_ts_us, latest_ts_us, latest_ts_text, latest_payload, reading_count, cumulative_count';
-
-const SORT_COLUMNS = {
-  deviceId: 'device_id',
-  latestTs: 'latest_ts_us',
-  firstTs: 'first_ts_us',
-  readingCount: 'reading_count',
-  cumulativeCount: 'cumulative_count',
-} as const;
-
-export function toSummary(row: DeviceRow): DeviceSummary {
-  return {
-    deviceId: row.device_id,
-    firstTsUs: row.first_ts_us,
-    latestTsUs: row.latest_ts_us,
-    latestTsText: row.latest_ts_text,
-    latestPayload: row.latest_payload,
-    readingCount: row.reading_count,
-    cumulativeCount: row.cumulative_count,
-  };
-}
+export { DEVICE_COLUMNS, toSummary, type DeviceRow } from '../summary-row.js';
 
 const PAYLOAD_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -58,10 +30,4 @@ export function orderBy(sort: DeviceSort, dir: 'ASC' | 'DESC'): string {
   const value = sortValue(sort);
   const nullsLast = sort.by === 'payload' ? `${value} IS NULL, ` : '';
   return `${nullsLast}${value} ${dir}, key ${dir}`;
-}
-
-/** What a device-listing cursor belongs to: reusing one for another sort, order or prefix is an error. */
-export function listingOf(query: DeviceListQuery): string {
-  const sort = query.sort.by === 'payload' ? `payload.${query.sort.fields.join(',')}` : query.sort.by;
-  return `devices|${sort}|${query.order}|${query.prefix ?? ''}`;
 }

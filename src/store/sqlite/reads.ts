@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Reading } from '../../domain/reading.js';
 import { StorageUnavailableError } from '../../domain/errors.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor, historyRange, listingOf, RECORDS_LISTING } from '../cursor.js';
 import type {
   AggregateBucket,
   AggregateQuery,
@@ -13,7 +13,7 @@ import type {
 } from '../types.js';
 import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
 import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
-import { DEVICE_COLUMNS, listingOf, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
+import { DEVICE_COLUMNS, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
 
 /** Prepared read statements kept at most; past it the cache starts over. */
 const STATEMENT_CACHE_LIMIT = 256;
@@ -33,8 +33,6 @@ interface ChunkStatsRow {
 /** A reading with its device's key: records are ordered, and resumed, by (timestamp, device key). */
 type KeyedReading = ChunkReading & { readonly deviceId: string; readonly key: number };
 
-const RECORDS_LISTING = 'records';
-const historyListing = (order: string) => `history|${order}`;
 
 /**
  * The queries of the SQLite store, over a read-only connection of their own, which WAL lets
@@ -126,14 +124,7 @@ export class SqliteReads {
 
   deviceReadings(deviceId: string, query: DeviceReadingsQuery): ReadingPage {
     const asc = query.order === 'asc';
-    const listing = historyListing(query.order);
-    let from = query.fromUs ?? Number.MIN_SAFE_INTEGER;
-    let to = query.toUs ?? Number.MAX_SAFE_INTEGER;
-    if (query.cursor !== undefined) {
-      const [after] = decodeCursor(query.cursor, listing, ['integer']) as [number];
-      if (asc) from = Math.max(from, after + 1);
-      else to = Math.min(to, after);
-    }
+    const { from, to, listing } = historyRange(query);
     const items = this.snapshot(() => {
       const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
       if (key === undefined) return [];

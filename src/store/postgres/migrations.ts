@@ -1,0 +1,90 @@
+import type pg from 'pg';
+import { StorageUnavailableError } from '../../domain/errors.js';
+
+/**
+ * The schema, as numbered migrations. At open every node runs the ones its database lacks, in one
+ * transaction holding a transaction-level advisory lock: nodes starting together queue on the
+ * lock, and each finds the work done by the first. Transaction-level (not session-level), so it is
+ * released at COMMIT even behind a transaction-pooling pgbouncer.
+ */
+
+/** The advisory lock key of Tally's migrations ("tally" in ASCII). */
+export const MIGRATION_LOCK = 0x74_61_6c_6c_79;
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'readings and device summaries',
+    sql: `
+      -- Device ids compare byte-wise (COLLATE "C"), as on SQLite: listing order, prefix ranges and
+      -- the B-tree order agree, whatever the database's locale.
+      CREATE TABLE readings (
+        device_id text COLLATE "C" NOT NULL,
+        ts_us     bigint NOT NULL,
+        ts_text   text,
+        count     integer,
+        payload   text,
+        PRIMARY KEY (device_id, ts_us)
+      ) PARTITION BY RANGE (ts_us);
+      -- Newest first across devices (records) and oldest first (retention).
+      CREATE INDEX readings_ts ON readings (ts_us, device_id);
+      -- A partition per week, created as readings arrive for it (partitions.ts).
+
+      -- One row per device with readings, updated in the transaction of every insert.
+      CREATE TABLE devices (
+        key              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        device_id        text COLLATE "C" NOT NULL UNIQUE,
+        first_ts_us      bigint NOT NULL,
+        latest_ts_us     bigint NOT NULL,
+        latest_ts_text   text,
+        latest_payload   text,
+        reading_count    bigint NOT NULL,
+        cumulative_count bigint NOT NULL
+      );
+      -- Keyset listings: each sort column with the key that breaks its ties.
+      CREATE INDEX devices_latest_ts ON devices (latest_ts_us, key);
+      CREATE INDEX devices_first_ts ON devices (first_ts_us, key);
+      CREATE INDEX devices_reading_count ON devices (reading_count, key);
+      CREATE INDEX devices_cumulative_count ON devices (cumulative_count, key);
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
+
+/** Brings the database up to SCHEMA_VERSION; returns the versions this call applied (none when another node did). */
+export async function migrate(client: pg.ClientBase): Promise<number[]> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS tally_schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM tally_schema_migrations');
+    const current = rows[0]?.version ?? 0;
+    if (current > SCHEMA_VERSION) {
+      // As on SQLite: the store cannot be used by this Tally (the start stops with this message).
+      throw new StorageUnavailableError(`database schema version ${current} is newer than this Tally (${SCHEMA_VERSION})`);
+    }
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO tally_schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
