@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/app/config.js';
 import { createTally, type Tally } from '../../src/app/tally.js';
 import { startTally, tempDir } from '../helpers.js';
-import { ownBroker, requireBroker, SKIP, testClient, unique } from './broker.js';
+import { ownBroker, requireBroker, SKIP, testClient, unique, until } from './broker.js';
 
 /**
  * MQTT end to end, no mocks: a real Mosquitto, Tally subscribed to it with TALLY_MQTT_URL, devices
@@ -43,16 +43,6 @@ async function totals(tally: Tally): Promise<{ devices: number; readings: number
     readings: items.reduce((n, d) => n + d.reading_count, 0),
     count: items.reduce((n, d) => n + d.cumulative_count, 0),
   };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /**
