@@ -24,7 +24,8 @@ describe('MQTT settings', () => {
       clientId: 'node-a-2',
       protocolVersion: 5,
       clean: false,
-      properties: { sessionExpiryInterval: 604800, receiveMaximum: 100 },
+      properties: { sessionExpiryInterval: 604800, receiveMaximum: 1000 },
+      reconnectOnConnackError: true,
     });
   });
 
