@@ -360,6 +360,30 @@ describe.skipIf(SKIP)('MQTT sessions survive restarts (a Mosquitto of the test o
   });
 });
 
+describe.skipIf(SKIP)("what the broker keeps for a connection that is behind (a Mosquitto of the test own)", () => {
+  test('its in-flight window (TALLY_MQTT_INFLIGHT) plus max_queued_messages; the rest is dropped, though the publisher had its PUBACK', async () => {
+    await requireBroker();
+    const broker = await ownBroker({ maxQueued: 50 });
+    const s = await mqttTally(broker.url, { TALLY_MQTT_CONNECTIONS: '1', TALLY_MQTT_INFLIGHT: '20' });
+    const pub = await testClient(broker.url);
+    const lock = new Database(s.config.store.sqlite.file);
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+      for (let i = 0; i < 150; i++) await pub.publishAsync(`${s.prefix}/behind/readings`, JSON.stringify({ ts: ts(Math.floor(i / 60), i % 60), count: 1 }), { qos: 1 });
+      lock.exec('ROLLBACK');
+      expect(await settled(s.tally, 'behind', 70)).toMatchObject({ reading_count: 70 });
+      await sleep(1_000);
+      expect(await device(s.tally, 'behind')).toMatchObject({ reading_count: 70 });
+    } finally {
+      if (lock.inTransaction) lock.exec('ROLLBACK');
+      lock.close();
+      await pub.endAsync();
+      await s.stop();
+      await broker.stop();
+    }
+  });
+});
+
 describe.skipIf(SKIP)('mqtts:// with TALLY_MQTT_CA, _CERT and _KEY (a Mosquitto of the test own, TLS, client certificates required)', () => {
   test('Tally connects over TLS with its client certificate and stores what a device publishes', async () => {
     await requireBroker();

@@ -71,7 +71,7 @@ export function testClient(url: string): Promise<MqttClient> {
  * A Mosquitto of the test's own on a free port, persistent, with room for many queued messages:
  * what the restart test needs, which a shared broker's settings may not give.
  */
-export async function ownBroker(options: { tls?: boolean; auth?: BrokerAuth } = {}): Promise<{ url: string; dir: string; reload(): void; stop(): Promise<void> }> {
+export async function ownBroker(options: { tls?: boolean; auth?: BrokerAuth; maxQueued?: number } = {}): Promise<{ url: string; dir: string; reload(): void; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir('tally-mosquitto-');
   // Mosquitto started as root drops to its own user, which must be able to read and save here.
   chmodSync(dir, 0o755);
@@ -86,7 +86,7 @@ export async function ownBroker(options: { tls?: boolean; auth?: BrokerAuth } = 
       ...(options.auth ? authentication(dir, options.auth) : ['allow_anonymous true']),
       'persistence true',
       `persistence_location ${dir}/`,
-      'max_queued_messages 100000',
+      `max_queued_messages ${options.maxQueued ?? 100000}`,
       'max_inflight_messages 0',
       'log_dest none',
       '',
