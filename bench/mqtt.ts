@@ -332,7 +332,10 @@ async function steadyRuns(rate: number, broker: string, brokerName = broker): Pr
       ]);
       await stall;
       const startup = (performance.now() - started) / 1000 - load.seconds;
-      const got = await storedWhenSettled(tally.http, 'steady-', load.acked);
+      const got = await storedWhenSettled(tally.http, 'steady-', load.acked).catch((err: Error) => {
+        // Tally gone: what it said is the explanation.
+        throw tally.proc.alive() ? err : new Error(`tally exited during the run:\n${tally.proc.output()}`);
+      });
       const r: SteadyRun = {
         run,
         rate,
