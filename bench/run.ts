@@ -11,11 +11,13 @@
  *   npm run bench -- [--duration 10] [--warmup 2] [--pairs 3] [--quick] [--scenarios single,batch,ndjson,devices]
  *                    [--single-connections 100] [--batch-connections 10] [--ndjson-connections 4]
  *                    [--devices-connections 8] [--device-count 100000] [--passes 3] [--cpu-prof DIR]
+ *   npm run bench -- --mqtt [bench/mqtt.ts's flags]     the MQTT benchmark instead (as npm run bench:mqtt)
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { measureCpu, type CpuShare } from './cpu.js';
@@ -35,6 +37,14 @@ import {
 } from './report.js';
 import { devicesScenario, storedTotals } from './v1.js';
 import { AckTracker, makeDevices, makeNdjsonWorkload, makeWorkload, type Workload } from './workload.js';
+
+// `npm run bench -- --mqtt [flags]` is the MQTT benchmark (bench/mqtt.ts, its own flags), run in
+// place of everything below: a process of its own, as `npm run bench:mqtt` runs it.
+if (process.argv.includes('--mqtt')) {
+  const rest = process.argv.slice(2).filter((arg) => arg !== '--mqtt');
+  const { status } = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./mqtt.ts', import.meta.url)), ...rest], { stdio: 'inherit' });
+  process.exit(status ?? 1);
+}
 
 const { values: flags } = parseArgs({
   options: {

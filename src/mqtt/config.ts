@@ -40,7 +40,7 @@ export const MQTT_SETTINGS = {
   mqttConnections: { env: 'TALLY_MQTT_CONNECTIONS', flag: 'mqtt-connections', fallback: '4', help: 'subscriber connections (one shared subscription)' },
   mqttGroup: { env: 'TALLY_MQTT_GROUP', flag: 'mqtt-group', fallback: 'tally', help: 'shared-subscription group of all nodes' },
   mqttClientId: { env: 'TALLY_MQTT_CLIENT_ID', flag: 'mqtt-client-id', fallback: 'tally-<hostname>', help: 'client id base, fixed per node (-<n> added)' },
-  mqttInflight: { env: 'TALLY_MQTT_INFLIGHT', flag: 'mqtt-inflight', fallback: '100', help: 'QoS 1 messages held per connection (receiveMaximum)' },
+  mqttInflight: { env: 'TALLY_MQTT_INFLIGHT', flag: 'mqtt-inflight', fallback: '1000', help: 'QoS 1 messages held per connection (receiveMaximum)' },
   mqttSessionExpiry: { env: 'TALLY_MQTT_SESSION_EXPIRY', flag: 'mqtt-session-expiry', fallback: '7d', help: 'how long the broker keeps a session while Tally is away' },
   mqttEpochUnit: { env: 'TALLY_MQTT_EPOCH_UNIT', flag: 'mqtt-epoch-unit', fallback: '', help: 's, ms or us: accept numeric ts in that unit; empty refuses numbers' },
 } as const;

@@ -21,6 +21,9 @@ export function clientOptions(config: MqttConfig, index: number): IClientOptions
     clean: false,
     properties: { sessionExpiryInterval: config.sessionExpirySeconds, receiveMaximum: config.inflight },
     reconnectPeriod: 1_000,
+    // A broker refusing the credentials may be fixed without Tally (a reloaded password file or
+    // ACL): keep trying, where mqtt.js would otherwise give up for good after one refusal.
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
     // Error reports are advice of the moment: never queued for a later connection.
     queueQoSZero: false,

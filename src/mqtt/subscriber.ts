@@ -102,7 +102,8 @@ export class Subscriber {
       if (err.message === lastError && performance.now() - lastErrorAt < 60_000) return;
       lastError = err.message;
       lastErrorAt = performance.now();
-      deps.log.warn({ err, clientId: options.clientId }, 'mqtt connection error (reconnecting)');
+      if (refused(err)) deps.log.error({ err, clientId: options.clientId, username: options.username }, 'mqtt: the broker refused the connection (check TALLY_MQTT_USERNAME / TALLY_MQTT_PASSWORD and the broker\'s password file and ACL); retrying');
+      else deps.log.warn({ err, clientId: options.clientId }, 'mqtt connection error (reconnecting)');
     });
     this.subscribed = new Promise((resolve, reject) => {
       this.client.once('connect', () => {
@@ -277,4 +278,12 @@ export class Subscriber {
  */
 function sendPuback(client: MqttClient, messageId: number): void {
   (client as unknown as { _sendPacket(packet: object, cb: () => void): void })._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 }, () => {});
+}
+
+/** CONNACK refusals that only the broker's configuration or Tally's credentials can cure. */
+const REFUSALS = new Set([0x86, 0x87, 4, 5]); // v5 bad user name or password, not authorized; v3.1.1 the same
+
+function refused(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && REFUSALS.has(code) && err.message.startsWith('Connection refused');
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/app/config.js';
 import { createTally, type Tally } from '../../src/app/tally.js';
 import { startTally, tempDir } from '../helpers.js';
-import { ownBroker, requireBroker, SKIP, testClient, unique } from './broker.js';
+import { ownBroker, requireBroker, SKIP, testClient, unique, until } from './broker.js';
 import type { StoreConfig } from '../../src/store/index.js';
 
 /** The SQLite file behind a test Tally (these tests lock it to make the store fail). */
@@ -50,16 +50,6 @@ async function totals(tally: Tally): Promise<{ devices: number; readings: number
     readings: items.reduce((n, d) => n + d.reading_count, 0),
     count: items.reduce((n, d) => n + d.cumulative_count, 0),
   };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /**
@@ -375,6 +365,30 @@ describe.skipIf(SKIP)('MQTT sessions survive restarts (a Mosquitto of the test o
       await tally?.close();
       await broker.stop();
       cleanup();
+    }
+  });
+});
+
+describe.skipIf(SKIP)("what the broker keeps for a connection that is behind (a Mosquitto of the test own)", () => {
+  test('its in-flight window (TALLY_MQTT_INFLIGHT) plus max_queued_messages; the rest is dropped, though the publisher had its PUBACK', async () => {
+    await requireBroker();
+    const broker = await ownBroker({ maxQueued: 50 });
+    const s = await mqttTally(broker.url, { TALLY_MQTT_CONNECTIONS: '1', TALLY_MQTT_INFLIGHT: '20' });
+    const pub = await testClient(broker.url);
+    const lock = new Database(sqliteFile(s.config.store));
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+      for (let i = 0; i < 150; i++) await pub.publishAsync(`${s.prefix}/behind/readings`, JSON.stringify({ ts: ts(Math.floor(i / 60), i % 60), count: 1 }), { qos: 1 });
+      lock.exec('ROLLBACK');
+      expect(await settled(s.tally, 'behind', 70)).toMatchObject({ reading_count: 70 });
+      await sleep(1_000);
+      expect(await device(s.tally, 'behind')).toMatchObject({ reading_count: 70 });
+    } finally {
+      if (lock.inTransaction) lock.exec('ROLLBACK');
+      lock.close();
+      await pub.endAsync();
+      await s.stop();
+      await broker.stop();
     }
   });
 });

@@ -39,6 +39,17 @@ export function reachable(host: string, port: number, ms = 2_000): Promise<void>
   });
 }
 
+/** Polls `probe` until it gives something other than undefined or false; throws after `ms`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Checks the configured broker is there; the message says what to set or start. */
 export async function requireBroker(): Promise<string> {
   if (BROKER_URL === undefined) throw new Error('CI is set, so the MQTT tests must run: set TALLY_TEST_MQTT_URL=mqtt://127.0.0.1:1883');
@@ -60,7 +71,7 @@ export function testClient(url: string): Promise<MqttClient> {
  * A Mosquitto of the test's own on a free port, persistent, with room for many queued messages:
  * what the restart test needs, which a shared broker's settings may not give.
  */
-export async function ownBroker(options: { tls?: boolean } = {}): Promise<{ url: string; dir: string; stop(): Promise<void> }> {
+export async function ownBroker(options: { tls?: boolean; auth?: BrokerAuth; maxQueued?: number } = {}): Promise<{ url: string; dir: string; reload(): void; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir('tally-mosquitto-');
   // Mosquitto started as root drops to its own user, which must be able to read and save here.
   chmodSync(dir, 0o755);
@@ -72,10 +83,10 @@ export async function ownBroker(options: { tls?: boolean } = {}): Promise<{ url:
     [
       `listener ${port} 127.0.0.1`,
       ...tls,
-      'allow_anonymous true',
+      ...(options.auth ? authentication(dir, options.auth) : ['allow_anonymous true']),
       'persistence true',
       `persistence_location ${dir}/`,
-      'max_queued_messages 100000',
+      `max_queued_messages ${options.maxQueued ?? 100000}`,
       'max_inflight_messages 0',
       'log_dest none',
       '',
@@ -95,12 +106,39 @@ export async function ownBroker(options: { tls?: boolean } = {}): Promise<{ url:
   return {
     url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     dir,
+    // Mosquitto rereads its password and ACL files on SIGHUP.
+    reload: () => void child.kill('SIGHUP'),
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
       cleanup();
     },
   };
+}
+
+/** Users (name: password) and ACL lines of a broker that admits no one else. */
+export interface BrokerAuth {
+  readonly users: Readonly<Record<string, string>>;
+  readonly acl: readonly string[];
+}
+
+/** The broker's password file, made with mosquitto_passwd as an operator would, and ACL file. */
+function authentication(dir: string, auth: BrokerAuth): string[] {
+  const passwd = join(dir, 'passwd');
+  Object.entries(auth.users).forEach(([user, password], i) =>
+    execFileSync('mosquitto_passwd', [...(i === 0 ? ['-c'] : []), '-b', passwd, user, password], { stdio: 'ignore' }),
+  );
+  const acl = join(dir, 'acl');
+  writeFileSync(acl, `${auth.acl.join('\n')}\n`);
+  // Readable by the broker's own user.
+  chmodSync(passwd, 0o644);
+  chmodSync(acl, 0o644);
+  return ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${acl}`];
+}
+
+/** Sets a user's password in the password file of a broker made with `auth` (then `reload()` it). */
+export function setPassword(dir: string, user: string, password: string): void {
+  execFileSync('mosquitto_passwd', ['-b', join(dir, 'passwd'), user, password], { stdio: 'ignore' });
 }
 
 /**

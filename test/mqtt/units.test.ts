@@ -19,12 +19,13 @@ describe('MQTT settings', () => {
 
   test('defaults, and client options for a session that survives restarts', () => {
     const mqtt = load({ TALLY_MQTT_URL: 'mqtt://broker:1883', TALLY_MQTT_CLIENT_ID: 'node-a' }).mqtt!;
-    expect(mqtt).toMatchObject({ url: 'mqtt://broker:1883', prefix: 'tally', connections: 4, group: 'tally', clientId: 'node-a', inflight: 100, sessionExpirySeconds: 604800 });
+    expect(mqtt).toMatchObject({ url: 'mqtt://broker:1883', prefix: 'tally', connections: 4, group: 'tally', clientId: 'node-a', inflight: 1000, sessionExpirySeconds: 604800 });
     expect(clientOptions(mqtt, 2)).toMatchObject({
       clientId: 'node-a-2',
       protocolVersion: 5,
       clean: false,
-      properties: { sessionExpiryInterval: 604800, receiveMaximum: 100 },
+      properties: { sessionExpiryInterval: 604800, receiveMaximum: 1000 },
+      reconnectOnConnackError: true,
     });
   });
 
