@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../src/app/config.js';
-import { createTally, type Tally } from '../src/app/tally.js';
+import { createTally, type Tally, type TallyOptions } from '../src/app/tally.js';
 
 /** A fresh data directory under the system temp dir, removed by the returned cleanup. */
 export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void } {
@@ -15,14 +15,18 @@ export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void 
  * A Tally on a fresh SQLite file, not listening: drive it with `tally.server.inject(...)`.
  * `env` overrides configuration variables (TALLY_MAX_READINGS and so on).
  */
-export async function startTally(env: Record<string, string> = {}): Promise<{ tally: Tally; config: Config; stop(): Promise<void> }> {
+export async function startTally(
+  env: Record<string, string> = {},
+  options: TallyOptions = {},
+): Promise<{ tally: Tally; config: Config; dir: string; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir();
   const config = loadConfig({ TALLY_DATA_DIR: dir, TALLY_PORT: '0', TALLY_LOG_LEVEL: 'silent', ...env });
-  const tally = await createTally(config);
+  const tally = await createTally(config, options);
   await tally.server.ready();
   return {
     tally,
     config,
+    dir,
     stop: async () => {
       await tally.close();
       cleanup();

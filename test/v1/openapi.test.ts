@@ -41,6 +41,10 @@ const ROUTES: Array<[string, string]> = [
   ['get', '/devices/{deviceId}'],
   ['get', '/devices/{deviceId}/latest_timestamp'],
   ['get', '/devices/{deviceId}/cumulative_count'],
+  // Operations: metrics, liveness, readiness
+  ['get', '/metrics'],
+  ['get', '/healthz'],
+  ['get', '/readyz'],
 ];
 
 describe('GET /openapi.json', () => {
