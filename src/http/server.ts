@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Ajv from 'ajv';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -53,10 +53,18 @@ export interface HttpObserver {
 /** A request id a client may choose: short, and only characters that are safe in a log line or header. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The client's X-Request-Id when it is safe to reuse, otherwise a new random one. */
+/**
+ * New request ids: a random prefix per process and a counter, e.g. `3f9c1a7b0e2d-1a2b`. Unique
+ * within the process and, by the 48 random bits, across processes; a UUID per request cost 0.7 µs
+ * (bench/metrics.ts), this about 0.05 µs.
+ */
+const ID_PREFIX = randomBytes(6).toString('hex');
+let lastId = 0;
+
+/** The client's X-Request-Id when it is safe to reuse, otherwise a new one. */
 export function requestId(request: { headers: Record<string, string | string[] | undefined> }): string {
   const given = request.headers['x-request-id'];
-  return typeof given === 'string' && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
+  return typeof given === 'string' && CLIENT_REQUEST_ID.test(given) ? given : `${ID_PREFIX}-${(++lastId).toString(36)}`;
 }
 
 /**

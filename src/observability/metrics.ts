@@ -1,8 +1,9 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import { INGEST_RESULTS, INGEST_SURFACES, type IngestObserver, type IngestResult, type IngestSurface } from '../ingest/pipeline.js';
 import type { MqttIngest } from '../mqtt/ingest.js';
 import type { TelemetryStore } from '../store/types.js';
+import { FastHistogram, type HistogramChild } from './histogram.js';
 import type { StoreEvent, StoreListener } from './timed-store.js';
 
 /**
@@ -36,7 +37,7 @@ interface RouteCounts {
   readonly method: string;
   readonly route: string;
   readonly byClass: Float64Array;
-  readonly latency: { observe(seconds: number): void };
+  readonly latency: HistogramChild;
 }
 
 /** What the scrape reads from the running Tally (gauges are computed when scraped, not kept up to date). */
@@ -56,12 +57,13 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   /** route -> method -> counts. Routes are the server's route templates: a set fixed at start. */
   private readonly routes = new Map<string, Map<string, RouteCounts>>();
   private readsInFlight = 0;
-  private readonly requestSeconds: Histogram<'method' | 'route'>;
-  private readonly commitSeconds: Histogram<'backend'>;
-  private readonly commitReadings: Histogram<'backend'>;
-  private readonly storeSeconds: Histogram<'backend' | 'op'>;
+  private readonly requestSeconds: FastHistogram;
+  private readonly commitSeconds: FastHistogram;
+  private readonly commitReadings: FastHistogram;
+  private readonly storeSeconds: FastHistogram;
   private readonly storeErrors: Counter<'backend' | 'op'>;
   private sources: MetricSources | undefined;
+  private commit: { readonly backend: string; readonly seconds: HistogramChild; readonly readings: HistogramChild } | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -130,35 +132,34 @@ export class TallyMetrics implements IngestObserver, StoreListener {
         }
       },
     });
-    this.requestSeconds = new Histogram({
-      name: 'tally_http_request_duration_seconds',
-      help: 'Time from receiving a request to sending the last byte of its answer, by method and route template',
-      labelNames: ['method', 'route'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-
-    this.commitSeconds = new Histogram({
-      name: 'tally_commit_duration_seconds',
-      help: 'Time to commit one group-commit batch (one transaction, fsync included), failed ones too',
-      labelNames: ['backend'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.commitReadings = new Histogram({
-      name: 'tally_commit_readings',
-      help: 'Readings in one committed group-commit batch (stored and duplicates)',
-      labelNames: ['backend'],
-      buckets: COMMIT_SIZE_BUCKETS,
-      registers,
-    });
-    this.storeSeconds = new Histogram({
-      name: 'tally_store_operation_duration_seconds',
-      help: 'Time of store operations other than commits (reads, deletes, pruning, readiness probes), by backend and operation',
-      labelNames: ['backend', 'op'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.requestSeconds = new FastHistogram(
+      'tally_http_request_duration_seconds',
+      'Time from receiving a request to sending the last byte of its answer, by method and route template',
+      ['method', 'route'],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.commitSeconds = new FastHistogram(
+      'tally_commit_duration_seconds',
+      'Time to commit one group-commit batch (one transaction, fsync included), failed ones too',
+      ['backend'],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.commitReadings = new FastHistogram(
+      'tally_commit_readings',
+      'Readings in one committed group-commit batch (stored and duplicates)',
+      ['backend'],
+      COMMIT_SIZE_BUCKETS,
+      this.registry,
+    );
+    this.storeSeconds = new FastHistogram(
+      'tally_store_operation_duration_seconds',
+      'Time of store operations other than commits (reads, deletes, pruning, readiness probes), by backend and operation',
+      ['backend', 'op'],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
     this.storeErrors = new Counter({
       name: 'tally_store_errors_total',
       help: 'Store operations that failed, by backend and operation (appendBatch: a commit that did not happen)',
@@ -276,10 +277,15 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   onStoreEvent(event: StoreEvent): void {
     const seconds = event.durationMs / 1000;
     if (event.op === 'appendBatch') {
-      this.commitSeconds.observe({ backend: event.backend }, seconds);
-      if (event.error === undefined) this.commitReadings.observe({ backend: event.backend }, event.rows);
+      // One backend per Tally: its two children are looked up once.
+      let commit = this.commit;
+      if (commit?.backend !== event.backend) {
+        commit = this.commit = { backend: event.backend, seconds: this.commitSeconds.child(event.backend), readings: this.commitReadings.child(event.backend) };
+      }
+      commit.seconds.observe(seconds);
+      if (event.error === undefined) commit.readings.observe(event.rows);
     } else {
-      this.storeSeconds.observe({ backend: event.backend, op: event.op }, seconds);
+      this.storeSeconds.child(event.backend, event.op).observe(seconds);
     }
     if (event.error !== undefined) this.storeErrors.inc({ backend: event.backend, op: event.op });
   }
@@ -299,7 +305,7 @@ export class TallyMetrics implements IngestObserver, StoreListener {
     if (byMethod === undefined) this.routes.set(routeLabel, (byMethod = new Map()));
     let counts = byMethod.get(methodLabel);
     if (counts === undefined) {
-      const latency = this.requestSeconds.labels(methodLabel, routeLabel);
+      const latency = this.requestSeconds.child(methodLabel, routeLabel);
       byMethod.set(methodLabel, (counts = { method: methodLabel, route: routeLabel, byClass: new Float64Array(5), latency }));
     }
     const statusClass = Math.floor(status / 100) - 1;
