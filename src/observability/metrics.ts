@@ -70,26 +70,23 @@ export class TallyMetrics implements IngestObserver, StoreListener {
     collectDefaultMetrics({ register: this.registry });
     const self = this;
 
-    new Counter({
-      name: 'tally_readings_accepted_total',
-      help: 'Readings stored (committed), by transport and surface',
-      labelNames: ['transport', 'surface'],
-      registers,
-      collect() {
-        this.reset();
-        for (const surface of INGEST_SURFACES) this.inc({ transport: transportOf(surface), surface }, self.total(surface, 'stored'));
-      },
-    });
-    new Counter({
-      name: 'tally_readings_duplicate_total',
-      help: 'Readings not stored because the same (device, timestamp) already was: first write wins',
-      labelNames: ['transport', 'surface'],
-      registers,
-      collect() {
-        this.reset();
-        for (const surface of INGEST_SURFACES) this.inc({ transport: transportOf(surface), surface }, self.total(surface, 'duplicate'));
-      },
-    });
+    const readingsBySurface = (name: string, help: string, result: IngestResult) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['transport', 'surface'],
+        registers,
+        collect() {
+          this.reset();
+          for (const surface of INGEST_SURFACES) this.inc({ transport: transportOf(surface), surface }, self.total(surface, result));
+        },
+      });
+    readingsBySurface('tally_readings_accepted_total', 'Readings stored (committed), by transport and surface', 'stored');
+    readingsBySurface(
+      'tally_readings_duplicate_total',
+      'Readings not stored because the same (device, timestamp) already was: first write wins',
+      'duplicate',
+    );
     new Counter({
       name: 'tally_readings_rejected_total',
       help:
