@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../src/app/config.js';
-import { createTally, type Tally } from '../src/app/tally.js';
+import { createTally, type Tally, type TallyOptions } from '../src/app/tally.js';
 import { createDatabase } from './pg/database.js';
 
 /** A fresh data directory under the system temp dir, removed by the returned cleanup. */
@@ -18,16 +18,20 @@ export function tempDir(prefix = 'tally-test-'): { dir: string; cleanup(): void 
  * TALLY_TEST_STORE=postgres (and TALLY_TEST_PG_URL) in the environment, a test that names no
  * store gets a fresh PostgreSQL database instead, so the HTTP suites can run on either backend.
  */
-export async function startTally(env: Record<string, string> = {}): Promise<{ tally: Tally; config: Config; stop(): Promise<void> }> {
+export async function startTally(
+  env: Record<string, string> = {},
+  options: TallyOptions = {},
+): Promise<{ tally: Tally; config: Config; dir: string; stop(): Promise<void> }> {
   const { dir, cleanup } = tempDir();
   const db = env.TALLY_STORE === undefined && process.env.TALLY_TEST_STORE === 'postgres' ? await createDatabase() : undefined;
   const store = db === undefined ? {} : { TALLY_STORE: db.url };
   const config = loadConfig({ TALLY_DATA_DIR: dir, TALLY_PORT: '0', TALLY_LOG_LEVEL: 'silent', ...store, ...env });
-  const tally = await createTally(config);
+  const tally = await createTally(config, options);
   await tally.server.ready();
   return {
     tally,
     config,
+    dir,
     stop: async () => {
       await tally.close();
       cleanup();

@@ -23,6 +23,8 @@ export interface Config {
   /** Most readings in one transaction. */
   readonly maxBatchReadings: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** One `debug` line per HTTP request (it costs more than storing a reading, so off by default). */
+  readonly requestLog: boolean;
   /** Keep readings this long (e.g. `30d`); undefined keeps them forever. */
   readonly retention?: { readonly us: number; readonly label: string };
   /** Bearer token for admin routes (DELETE /v1/devices/:id); undefined disables them. */
@@ -52,6 +54,7 @@ export const SETTINGS = {
   maxBatchReadings: { env: 'TALLY_MAX_BATCH', flag: 'max-batch', fallback: '20000', help: 'most readings in one transaction' },
   synchronous: { env: 'TALLY_SYNCHRONOUS', flag: 'synchronous', fallback: 'FULL', help: 'SQLite only: FULL (fsync every commit) or NORMAL' },
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  requestLog: { env: 'TALLY_REQUEST_LOG', flag: 'request-log', fallback: 'off', help: 'on: a debug line per HTTP request (needs TALLY_LOG_LEVEL=debug)' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
   lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
@@ -122,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     maxBatchReadings: integer(...read('maxBatchReadings'), 1, 1_000_000),
     lineProtocol: { deviceTag: nonEmpty(...read('lpDeviceTag')), countField: nonEmpty(...read('lpCountField')) },
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
   };
   const [retentionName, retention] = read('retention');
   if (retention !== '') {

@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { RetentionWindow } from '../domain/retention.js';
-import { buildServer } from '../http/server.js';
+import { buildServer, REDACTED_PATHS } from '../http/server.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
 import { IngestPipeline } from '../ingest/pipeline.js';
 import { RetentionPruner } from '../ingest/pruner.js';
 import { MqttIngest } from '../mqtt/ingest.js';
+import { Health } from '../observability/health.js';
+import { TallyMetrics } from '../observability/metrics.js';
+import { TimedStore } from '../observability/timed-store.js';
 import { openStore } from '../store/index.js';
 import type { TelemetryStore } from '../store/types.js';
 import type { Config } from './config.js';
@@ -12,7 +15,10 @@ import type { Config } from './config.js';
 /** A running Tally: the HTTP server, the pipeline and the store, wired together. */
 export interface Tally {
   readonly server: FastifyInstance;
+  /** The backend itself (the pipeline and the HTTP surfaces use it through a timing wrapper). */
   readonly store: TelemetryStore;
+  /** Counters and histograms behind GET /metrics, on a registry of this Tally's own. */
+  readonly metrics: TallyMetrics;
   /** The one entry point of every write. */
   readonly ingest: IngestPipeline;
   readonly batcher: GroupCommitBatcher;
@@ -45,17 +51,39 @@ async function closeHttp(server: FastifyInstance): Promise<void> {
   }
 }
 
-export async function createTally(config: Config): Promise<Tally> {
-  const store = await openStore(config.store);
+/** What a caller may add to the configuration when creating a Tally in-process. */
+export interface TallyOptions {
+  /** Where log lines go, one JSON line per write (pino's destination); standard output by default. */
+  readonly logStream?: { write(line: string): void };
+}
+
+export async function createTally(config: Config, options: TallyOptions = {}): Promise<Tally> {
+  const backend = await openStore(config.store);
+  const metrics = new TallyMetrics();
+  // Everything but the metrics' own queries goes through the timing wrapper.
+  const store = new TimedStore(backend, metrics);
   const batcher = new GroupCommitBatcher(store, {
     queueLimit: config.queueLimit,
     maxBatchReadings: config.maxBatchReadings,
   });
   const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
-  const ingest = new IngestPipeline(batcher, { retention });
+  const ingest = new IngestPipeline(batcher, { retention, observer: metrics });
+  const health = new Health({ store, batcher });
+  const logger = {
+    level: config.logLevel,
+    redact: REDACTED_PATHS,
+    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+  };
   const server = buildServer(
     { store, ingest, batcher, maxReadings: config.maxReadings, lineProtocol: config.lineProtocol },
-    { bodyLimit: config.bodyLimit, logger: { level: config.logLevel }, adminToken: config.adminToken },
+    {
+      bodyLimit: config.bodyLimit,
+      logger,
+      adminToken: config.adminToken,
+      requestLog: config.requestLog,
+      observer: metrics,
+      operations: { scrape: () => metrics.scrape(), health },
+    },
   );
   const pruner =
     retention &&
@@ -69,6 +97,8 @@ export async function createTally(config: Config): Promise<Tally> {
   const mqtt =
     config.mqtt &&
     new MqttIngest(config.mqtt, { ingest, maxReadings: config.maxReadings, maxBytes: config.bodyLimit, log: server.log.child({ transport: 'mqtt' }) });
+  metrics.attach({ batcher, store: backend, mqtt });
+  health.attachMqtt(mqtt);
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -82,6 +112,7 @@ export async function createTally(config: Config): Promise<Tally> {
         ['retention', async () => pruner?.stop()],
         ['batcher', () => batcher.close()],
         ['store', () => store.close()],
+        ['health', async () => health.close()],
       ];
       for (const [name, step] of steps) {
         try {
@@ -94,7 +125,8 @@ export async function createTally(config: Config): Promise<Tally> {
 
   return {
     server,
-    store,
+    store: backend,
+    metrics,
     ingest,
     batcher,
     pruner,

@@ -115,6 +115,9 @@ export function sendProblem(reply: FastifyReply, error: unknown, render: (proble
   const problem = describeError(error);
   if (problem.status >= 500) {
     if (problem.code === 'Internal') reply.log.error({ err: error }, 'unexpected error');
+    // The store's failure with its cause (pino's err serializer appends causes); a full queue is
+    // backpressure, counted in the metrics, with nothing more to say.
+    else if (problem.code === 'StorageUnavailable') reply.log.warn({ code: problem.code, err: error }, problem.message);
     else reply.log.warn({ code: problem.code }, problem.message);
   }
   if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));

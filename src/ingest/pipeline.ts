@@ -1,4 +1,4 @@
-import { ValidationError } from '../domain/errors.js';
+import { QueueFullError, ValidationError } from '../domain/errors.js';
 import type { Reading } from '../domain/reading.js';
 import type { RetentionWindow } from '../domain/retention.js';
 import type { GroupCommitBatcher } from './batcher.js';
@@ -36,11 +36,36 @@ export interface WriteOptions {
   readonly firstErrorOnly?: boolean;
   /** Check and report, write nothing (the caller already knows the request failed as a whole). */
   readonly checkOnly?: boolean;
+  /** Where the write came from, for the counters (metrics); writes without one are not counted. */
+  readonly surface?: IngestSurface;
+}
+
+/** Every API surface and MQTT topic kind that writes: a closed set, so a metric label never grows. */
+export const INGEST_SURFACES = ['v1', 'bright_counter', 'device_readings', 'records', 'vital_data', 'line_protocol', 'mqtt_device', 'mqtt_gateway'] as const;
+export type IngestSurface = (typeof INGEST_SURFACES)[number];
+
+/**
+ * What became of readings, as counted: stored, duplicate, or one of the reasons a reading was not
+ * stored. `atomic`: valid (or not checked) but not written because another item of an
+ * all-or-nothing write was rejected. `queue_full`, `unavailable`: every reading of a write the
+ * batcher or the store refused (QueueFullError; StorageUnavailableError or ShuttingDownError).
+ */
+export const INGEST_RESULTS = ['stored', 'duplicate', 'invalid', 'retention', 'atomic', 'queue_full', 'unavailable'] as const;
+export type IngestResult = (typeof INGEST_RESULTS)[number];
+
+/**
+ * Told what became of each write, once per write and result (never per reading), by the pipeline.
+ * Implemented by the metrics module; the pipeline knows nothing of Prometheus.
+ */
+export interface IngestObserver {
+  count(surface: IngestSurface, result: IngestResult, readings: number): void;
 }
 
 export interface PipelineOptions {
   /** When set, readings older than the window are refused: they would be deleted at once. */
   readonly retention?: RetentionWindow;
+  /** Told the counts of every write that names its surface. */
+  readonly observer?: IngestObserver;
 }
 
 /**
@@ -65,31 +90,68 @@ export class IngestPipeline {
     let indexOf: number[] | undefined;
     const reader = new CandidateReader(shape);
     const cutoffUs = this.options.retention?.cutoffUs() ?? -Infinity;
+    let tooOld = false;
+    let tooOldCount = 0;
     for (let i = 0; i < items.length; i++) {
       try {
         const reading = reader.read(items[i], i);
-        if (reading.tsUs < cutoffUs) this.options.retention!.check(reading.tsUs, fieldName(shape, i, shape.ts));
+        if (reading.tsUs < cutoffUs) {
+          tooOld = true;
+          this.options.retention!.check(reading.tsUs, fieldName(shape, i, shape.ts));
+          tooOld = false;
+        }
         indexOf?.push(i);
         readings.push(reading);
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
+        if (tooOld) {
+          tooOldCount++;
+          tooOld = false;
+        }
         status[i] = ItemStatus.Rejected;
         rejections.push({ index: i, error });
         indexOf ??= Array.from({ length: readings.length }, (_, k) => k);
         if (options.firstErrorOnly) break;
       }
     }
+    const observer = options.surface === undefined ? undefined : this.options.observer;
+    if (observer !== undefined && rejections.length > 0) {
+      const surface = options.surface!;
+      if (rejections.length > tooOldCount) observer.count(surface, 'invalid', rejections.length - tooOldCount);
+      if (tooOldCount > 0) observer.count(surface, 'retention', tooOldCount);
+    }
     if ((rejections.length > 0 && options.atomic) || options.checkOnly) {
       for (let i = 0; i < status.length; i++) if (status[i] !== ItemStatus.Rejected) status[i] = ItemStatus.NotWritten;
+      if (observer !== undefined && items.length > rejections.length) observer.count(options.surface!, 'atomic', items.length - rejections.length);
       return { status, stored: 0, duplicates: 0, rejections };
     }
-    const flags = await this.batcher.submit(readings);
+    let flags: Uint8Array;
+    try {
+      flags = await this.batcher.submit(readings);
+    } catch (error) {
+      if (observer !== undefined && readings.length > 0) {
+        observer.count(options.surface!, error instanceof QueueFullError ? 'queue_full' : 'unavailable', readings.length);
+      }
+      throw error;
+    }
     let stored = 0;
     for (let k = 0; k < flags.length; k++) {
       // The batcher's flags are 1 stored, 0 duplicate: the same values as ItemStatus.
       status[indexOf === undefined ? k : indexOf[k]!] = flags[k]!;
       stored += flags[k]!;
     }
+    if (observer !== undefined) {
+      if (stored > 0) observer.count(options.surface!, 'stored', stored);
+      if (readings.length > stored) observer.count(options.surface!, 'duplicate', readings.length - stored);
+    }
     return { status, stored, duplicates: readings.length - stored, rejections };
+  }
+
+  /**
+   * Counts items of a write refused before they could reach `write` (an NDJSON line that is not
+   * JSON): once per request, so the counters cover every item a client sent.
+   */
+  refused(surface: IngestSurface, items: number): void {
+    if (items > 0) this.options.observer?.count(surface, 'invalid', items);
   }
 }

@@ -74,6 +74,13 @@ export class MqttIngest {
     await Promise.all(this.subscribers.map((s) => s.subscribed));
   }
 
+  /** How many connections are connected to the broker now, of how many. */
+  connections(): { readonly connected: number; readonly total: number } {
+    let connected = 0;
+    for (const s of this.subscribers) if (s.client.connected) connected++;
+    return { connected, total: this.subscribers.length };
+  }
+
   stats(): MqttStats & { readonly errorsReported: number; readonly errorsSuppressed: number } {
     return { ...this.counters, errorsReported: this.reporter.sent, errorsSuppressed: this.reporter.suppressed };
   }

@@ -22,10 +22,12 @@ export interface MqttStats {
   qos0Dropped: number;
   /** Writes retried after the store refused them (QoS 1: held, not acknowledged, meanwhile). */
   retries: number;
+  /** QoS 1 messages acknowledged (PUBACK sent, after their readings committed). */
+  acked: number;
 }
 
 export function emptyStats(): MqttStats {
-  return { messages: 0, qos0: 0, stored: 0, duplicates: 0, rejectedReadings: 0, badMessages: 0, qos0Dropped: 0, retries: 0 };
+  return { messages: 0, qos0: 0, stored: 0, duplicates: 0, rejectedReadings: 0, badMessages: 0, qos0Dropped: 0, retries: 0, acked: 0 };
 }
 
 /** The logging a subscriber needs (pino's, as Fastify's logger has it). */
@@ -187,6 +189,7 @@ export class Subscriber {
       if (!ack) this.acksBlocked = true;
       if (this.acksBlocked || stream !== this.client.stream || !this.client.connected) continue;
       sendPuback(this.client, messageId);
+      this.deps.stats.acked++;
     }
   }
 
@@ -212,7 +215,7 @@ export class Subscriber {
 
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await ingest.write(message.items, message.shape);
+        const outcome = await ingest.write(message.items, message.shape, { surface: route.kind === 'gateway' ? 'mqtt_gateway' : 'mqtt_device' });
         stats.stored += outcome.stored;
         stats.duplicates += outcome.duplicates;
         if (outcome.rejections.length > 0) {

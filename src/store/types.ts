@@ -136,6 +136,16 @@ export interface TelemetryStore {
    */
   pruneBefore(beforeUs: number, limit: number): Promise<number>;
 
+  /**
+   * Optional. Checks cheaply, without writing, that a write could start now (for readiness):
+   * resolves when it could, rejects with StorageUnavailableError saying why not. Waits at most
+   * about `waitMs` for a lock held by someone else.
+   */
+  probe?(waitMs: number): Promise<void>;
+
+  /** Optional. Bytes the store takes on disk now (SQLite: the file and its WAL). */
+  diskBytes?(): Promise<number>;
+
   /** Commits nothing further and releases every resource. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       maxBatchReadings: 20_000,
       logLevel: 'info',
       lineProtocol: { deviceTag: 'device', countField: 'count' },
+      requestLog: false,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(sqliteOf(config))).toBe(true);
@@ -65,6 +66,13 @@ describe('loadConfig', () => {
       retention: { us: 30 * 86_400_000_000, label: '30d' },
       adminToken: 'a-long-enough-secret',
     });
+  });
+
+  test('TALLY_REQUEST_LOG is on or off, and names itself when it is neither', () => {
+    expect(loadConfig({ TALLY_REQUEST_LOG: 'on' }).requestLog).toBe(true);
+    expect(loadConfig({ TALLY_REQUEST_LOG: 'OFF' }).requestLog).toBe(false);
+    expect(loadConfig({}, ['--request-log', 'on']).requestLog).toBe(true);
+    expect(() => loadConfig({ TALLY_REQUEST_LOG: 'yes' })).toThrow(/TALLY_REQUEST_LOG must be one of on, off/);
   });
 
   test('a flag wins over its variable', () => {

@@ -45,6 +45,10 @@ const ROUTES: Array<[string, string]> = [
   // InfluxDB line protocol
   ['post', '/write'],
   ['post', '/api/v2/write'],
+  // Operations: metrics, liveness, readiness
+  ['get', '/metrics'],
+  ['get', '/healthz'],
+  ['get', '/readyz'],
 ];
 
 describe('GET /openapi.json', () => {

@@ -87,7 +87,7 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
     async (request, reply) => {
       const { id, readings } = request.body;
       // All or nothing: the first bad reading is the 400, and nothing is stored.
-      const outcome = await deps.ingest.write(readings, shapeFor(checkUuid(id, 'id')), { atomic: true, firstErrorOnly: true });
+      const outcome = await deps.ingest.write(readings, shapeFor(checkUuid(id, 'id')), { atomic: true, firstErrorOnly: true, surface: 'bright_counter' });
       if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
       return reply.code(201).send(OK);
     },

@@ -78,9 +78,11 @@ async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: stri
   const precision: Precision = query.precision === 'u' ? 'us' : query.precision === 'n' ? 'ns' : query.precision;
   const { points, errors } = parseBody(body);
   const nowUs = Date.now() * 1000;
+  if (errors.length > 0) deps.ingest.refused('line_protocol', errors.length);
   const outcome = await deps.ingest.write(
     points.map((p) => itemOf(p, precision, nowUs, mapping)),
     shape,
+    { surface: 'line_protocol' },
   );
   const bad = [...errors];
   for (const { index, error } of outcome.rejections) bad.push({ line: points[index]!.line, message: error.message });

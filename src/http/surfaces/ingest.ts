@@ -88,7 +88,7 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
   if (!Array.isArray(raw)) throw new ValidationError('readings', 'readings must be an array of {timestamp, count}');
   if (raw.length === 0) throw new ValidationError('readings', 'readings must hold at least one reading');
 
-  const outcome = await deps.ingest.write(raw, deviceReadingsShape(deviceId));
+  const outcome = await deps.ingest.write(raw, deviceReadingsShape(deviceId), { surface: 'device_readings' });
   const errors = new Map(outcome.rejections.map((r) => [r.index, r.error.message]));
   // Each entry carries the status of the request it belonged to when stored (202), as the original
   // service answered; 409 for a duplicate, 400 for an invalid reading.
@@ -106,7 +106,7 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
 
 async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
   const deviceId = checkDeviceId(body.device_id, 'device_id');
-  const outcome = await deps.ingest.write([body], recordShape(deviceId));
+  const outcome = await deps.ingest.write([body], recordShape(deviceId), { surface: 'records' });
   if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
   return outcome.stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
 }

@@ -109,7 +109,7 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
   };
   app.post<{ Body: VitalBody }>('/vital-data', { schema: postSchema }, async (request, reply) => {
     const { device, timestamp, ...vitals } = request.body;
-    const outcome = await deps.ingest.write([{ device, timestamp, vitals }], measurementShape);
+    const outcome = await deps.ingest.write([{ device, timestamp, vitals }], measurementShape, { surface: 'vital_data' });
     if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
     return reply.code(202).send({ status: 'accepted' });
   });

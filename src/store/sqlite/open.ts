@@ -11,6 +11,9 @@ export const PAGE_BYTES = 16_384;
  */
 export const WAL_CHECKPOINT_PAGES = 4000;
 
+/** How long a write waits for a lock another connection holds before it fails (SQLITE_BUSY). */
+export const BUSY_TIMEOUT_MS = 5000;
+
 /** The writer's connection and the lock that makes it the only one. */
 export interface WriterDatabase {
   readonly db: Database.Database;
@@ -31,7 +34,7 @@ export function openWriterDatabase(config: SqliteStoreConfig): WriterDatabase {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${config.synchronous}`);
     db.pragma(`cache_size = ${-config.cacheMiB * 1024}`);
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
     // Truncated to this after a checkpoint, so the WAL file does not stay larger.
     db.pragma(`journal_size_limit = ${WAL_CHECKPOINT_PAGES * PAGE_BYTES}`);

@@ -11,7 +11,9 @@ export type WriterRequest =
   | { readonly op: 'deleteDevice'; readonly deviceId: string }
   | { readonly op: 'prune'; readonly beforeUs: number; readonly limit: number }
   /** The durability settings the writer's connection is actually running with. */
-  | { readonly op: 'settings' };
+  | { readonly op: 'settings' }
+  /** Can a write start now? Takes the write lock (waiting at most `waitMs`) and rolls back. */
+  | { readonly op: 'probe'; readonly waitMs: number };
 
 export type WriterOp = WriterRequest['op'];
 
@@ -23,6 +25,7 @@ export interface WriterResults {
   readonly deleteDevice: { readonly existed: boolean };
   readonly prune: { readonly deleted: number };
   readonly settings: WriterSettings;
+  readonly probe: Record<string, never>;
 }
 
 /** Read back from the writer's connection, not from the configuration it was given. */

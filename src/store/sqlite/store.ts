@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Reading } from '../../domain/reading.js';
 import type {
@@ -35,6 +36,7 @@ export class SqliteStore implements TelemetryStore {
   private closing: Promise<void> | undefined;
 
   private constructor(
+    private readonly file: string,
     private readonly writer: WriterClient,
     private readonly reads: ReaderPool,
   ) {}
@@ -51,7 +53,7 @@ export class SqliteStore implements TelemetryStore {
       await writer.close();
       throw err;
     }
-    return new SqliteStore(writer, readers);
+    return new SqliteStore(config.file, writer, readers);
   }
 
   async appendBatch(readings: readonly Reading[]): Promise<Uint8Array> {
@@ -92,6 +94,17 @@ export class SqliteStore implements TelemetryStore {
   async listRecords(query: { limit: number; cursor?: string }): Promise<ReadingPage> {
     await this.writer.visible();
     return this.reads.call('listRecords', query.limit, query.cursor);
+  }
+
+  async probe(waitMs: number): Promise<void> {
+    await this.writer.call({ op: 'probe', waitMs });
+  }
+
+  async diskBytes(): Promise<number> {
+    const sizes = await Promise.all(
+      [this.file, `${this.file}-wal`].map((f) => stat(f).then((s) => s.size, () => 0)),
+    );
+    return sizes[0]! + sizes[1]!;
   }
 
   /** The durability settings the writer thread's connection runs with, read back from SQLite. */

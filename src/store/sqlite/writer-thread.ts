@@ -102,6 +102,10 @@ port.on('message', (request: Envelope | CloseRequest) => {
       case 'settings':
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: writer.settings() };
         break;
+      case 'probe':
+        writer.probe(request.waitMs);
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: {} };
+        break;
       case 'deleteDevice':
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { existed: writer.deleteDevice(request.deviceId) } };
         break;

@@ -6,7 +6,7 @@ import { Compactor } from './compaction.js';
 import { DIRECT_RUN_READINGS, type SqliteStoreConfig } from './config.js';
 import { DeviceDirectory } from './devices.js';
 import { Journal } from './journal.js';
-import { openWriterDatabase } from './open.js';
+import { BUSY_TIMEOUT_MS, openWriterDatabase } from './open.js';
 import { PendingReadings } from './pending.js';
 import type { WriterSettings } from './protocol.js';
 
@@ -105,6 +105,25 @@ export class SqliteWriter {
   settings(): WriterSettings {
     const level = this.db.pragma('synchronous', { simple: true }) as number;
     return { synchronous: SYNCHRONOUS_NAMES[level]!, journalMode: this.db.pragma('journal_mode', { simple: true }) as string };
+  }
+
+  /**
+   * Whether a write could start now: takes the write lock (BEGIN IMMEDIATE) and reads the schema,
+   * then rolls back, waiting at most `waitMs` for the lock. Throws SQLite's error (SQLITE_BUSY while
+   * another connection holds the database locked, SQLITE_READONLY, SQLITE_IOERR...).
+   */
+  probe(waitMs: number): void {
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(waitMs))}`);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        this.db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+      } finally {
+        this.db.exec('ROLLBACK');
+      }
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   /** Removes a device and all its readings; returns whether it existed. */

@@ -110,7 +110,7 @@ class Outcome {
 async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, reply: FastifyReply) {
   const outcome = new Outcome();
   outcome.total = items.length;
-  outcome.add(await deps.ingest.write(items, shapeFor(query.precision), { atomic: query.atomic }));
+  outcome.add(await deps.ingest.write(items, shapeFor(query.precision), { atomic: query.atomic, surface: 'v1' }));
   return outcome.send(reply, query.atomic);
 }
 
@@ -151,7 +151,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
   const commit = async (chunk: unknown[], lines: number[]) => {
     await committing;
     if (commitError !== undefined) throw commitError;
-    committing = deps.ingest.write(chunk, shape).then(
+    committing = deps.ingest.write(chunk, shape, { surface: 'v1' }).then(
       (result) => outcome.add(result, (k) => lines[k]!),
       (error: unknown) => {
         commitError = error;
@@ -159,6 +159,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
     );
   };
   let index = 0;
+  let unparsed = 0;
   try {
     for await (const raw of lines(stream)) {
       const line = raw.trim();
@@ -170,6 +171,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
         item = JSON.parse(line);
       } catch {
         outcome.reject(i, new ValidationError('reading', `line ${i} is not valid JSON`));
+        unparsed++;
         continue;
       }
       items.push(item);
@@ -183,13 +185,14 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
       }
     }
   } finally {
+    deps.ingest.refused('v1', unparsed);
     // A commit already sent settles before the request is answered, whatever went wrong since.
     await committing;
   }
   if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
   if (query.atomic) {
     const lines = lineOf;
-    const result = await deps.ingest.write(items, shape, { atomic: true, checkOnly: outcome.rejectedTotal > 0 });
+    const result = await deps.ingest.write(items, shape, { atomic: true, checkOnly: outcome.rejectedTotal > 0, surface: 'v1' });
     outcome.add(result, (k) => lines[k]!);
   } else {
     await commit(items, lineOf);
