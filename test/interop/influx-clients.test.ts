@@ -13,11 +13,15 @@ import { get, post, type Harness } from '../http/client.js';
 let t: Harness;
 let address: string;
 const encodings: string[] = [];
+/** Write requests answered: the client's close() does not wait for batches already sent. */
+let answered = 0;
 beforeAll(async () => {
   t = await startTally();
   address = await t.tally.listen();
-  t.tally.server.server.on('request', (req) => {
-    if (req.url?.startsWith('/api/v2/write')) encodings.push(String(req.headers['content-encoding'] ?? 'identity'));
+  t.tally.server.server.on('request', (req, res) => {
+    if (!req.url?.startsWith('/api/v2/write')) return;
+    encodings.push(String(req.headers['content-encoding'] ?? 'identity'));
+    res.once('finish', () => answered++);
   });
 });
 afterAll(() => t.stop());
@@ -37,8 +41,15 @@ describe('@influxdata/influxdb-client (2.x write API, gzip)', () => {
         failures.push(error);
       },
     });
+    const before = answered;
     api.writePoints(points);
     await api.close();
+    // Every batch (500 points each) answered before anything is read back.
+    const deadline = Date.now() + 60_000;
+    while (answered - before < Math.ceil(points.length / 500)) {
+      if (Date.now() > deadline) throw new Error('the client\'s writes were not all answered');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     expect(failures).toEqual([]);
   }
   const points = () =>
