@@ -207,6 +207,9 @@ async function run(name: string, command: string): Promise<Row> {
     await server.proc.stop();
     const total = BIG + FLEET_DEVICES * FLEET_READINGS + 2_000;
     row['bytes/reading'] = (dirBytes(dir) / total).toFixed(1);
+    row['files'] = readdirSync(dir)
+      .map((name) => `${name.replace('tally.db', '')||'db'} ${(statSync(join(dir, name)).size / 2 ** 20).toFixed(0)}M`)
+      .join(' ');
     return row;
   } catch (err) {
     console.log(`${name} failed: ${(err as Error).message}`);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -309,6 +310,16 @@ describe('SqliteStore specifics', () => {
       } finally {
         await store.close();
       }
+    });
+  });
+
+  test('a clean close leaves no write-ahead log behind: everything is in the data file', async () => {
+    await withFile(async (file) => {
+      const store = await openFile(file);
+      await store.appendBatch(Array.from({ length: 2000 }, (_, i) => reading(`wal-${i % 20}`, i, 1)));
+      expect(await store.getDevice('wal-3')).toMatchObject({ readingCount: 100 });
+      await store.close();
+      expect(existsSync(`${file}-wal`)).toBe(false);
     });
   });
 

@@ -114,7 +114,10 @@ export class SqliteStore implements TelemetryStore {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.all([this.writer.close(), this.reads.close()]);
+      // Readers first: the last connection to close checkpoints the WAL into the file and removes
+      // it, and only the writer can (the readers are query-only), so it must be the last.
+      await this.reads.close();
+      await this.writer.close();
     })();
     return this.closing;
   }
