@@ -11,6 +11,16 @@ function describeStore(store: StoreConfig): Record<string, unknown> {
   return { backend: store.backend, file: store.sqlite.file, synchronous: store.sqlite.synchronous };
 }
 
+/** One line per setting, its columns as wide as the longest flag and variable. */
+function settingLines(): string {
+  const settings = Object.values(SETTINGS);
+  const flagWidth = Math.max(...settings.map((s) => s.flag.length));
+  const envWidth = Math.max(...settings.map((s) => s.env.length));
+  return settings
+    .map((s) => `  --${s.flag.padEnd(flagWidth)} ${s.env.padEnd(envWidth)} ${s.help}${s.fallback === '' ? '' : ` (default ${s.fallback})`}`)
+    .join('\n');
+}
+
 const HELP = `Usage: tally <command> [flags]
 
 Commands:
@@ -22,9 +32,7 @@ Commands:
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
-${Object.values(SETTINGS)
-  .map((s) => `  --${s.flag.padEnd(14)} ${s.env.padEnd(20)} ${s.help} (default ${s.fallback})`)
-  .join('\n')}
+${settingLines()}
 `;
 
 async function serve(argv: string[]): Promise<void> {
