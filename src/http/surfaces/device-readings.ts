@@ -3,6 +3,7 @@ import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { NotFoundError } from '../../domain/errors.js';
 import { formatUtc } from '../../domain/timestamp.js';
+import { readingPages } from '../../store/pages.js';
 import type { DeviceSummary, TelemetryStore } from '../../store/types.js';
 import { errorReplies, OpenObject, reply as doc, TallyErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
@@ -22,18 +23,15 @@ const STREAM_PAGE = 5000;
  */
 async function* deviceJson(store: TelemetryStore, device: DeviceSummary, latestText: string): AsyncGenerator<string> {
   yield '{"data":{';
-  let cursor: string | undefined;
   let first = true;
-  do {
-    const page = await store.deviceReadings(device.deviceId, { order: 'asc', limit: STREAM_PAGE, cursor });
+  for await (const page of readingPages(store, device.deviceId, { order: 'asc' }, STREAM_PAGE)) {
     let text = '';
-    for (const r of page.items) {
+    for (const r of page) {
       text += `${first ? '' : ','}${JSON.stringify(r.tsText ?? formatUtc(r.tsUs))}:${r.count === null ? 'null' : r.count}`;
       first = false;
     }
     yield text;
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor !== undefined);
+  }
   yield `},"latest_timestamp":${JSON.stringify(latestText)},"cumulative_count":${device.cumulativeCount}}`;
 }
 

@@ -5,10 +5,11 @@ import { Type, type Static } from 'typebox';
 import { ValidationError } from '../../../domain/errors.js';
 import type { Reading } from '../../../domain/reading.js';
 import { formatUtc } from '../../../domain/timestamp.js';
+import { readingPages } from '../../../store/pages.js';
 import type { TelemetryStore } from '../../../store/types.js';
 import { errorReplies, TallyErrorForm } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
-import { queryInstant } from './format.js';
+import { queryInstant, readingItem } from './format.js';
 
 /**
  * Readings out in the formats analysis tools read: NDJSON (a /v1 reading object per line) or CSV
@@ -39,14 +40,7 @@ export interface ExportRange {
 
 /** Every reading of each device in `devices`, in the range, page by page. */
 async function* readingsOf(store: TelemetryStore, devices: AsyncIterable<string>, range: ExportRange): AsyncGenerator<Reading> {
-  for await (const deviceId of devices) {
-    let cursor: string | undefined;
-    do {
-      const page = await store.deviceReadings(deviceId, { ...range, limit: PAGE, cursor });
-      yield* page.items;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
-  }
+  for await (const deviceId of devices) for await (const page of readingPages(store, deviceId, range, PAGE)) yield* page;
 }
 
 /** Device ids with readings, in id order, optionally only those starting with `prefix`. */
@@ -63,14 +57,8 @@ async function* one(deviceId: string): AsyncGenerator<string> {
   yield deviceId;
 }
 
-function payloadOf(r: Reading): Record<string, unknown> | null {
-  return r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>);
-}
-
 async function* ndjsonLines(readings: AsyncIterable<Reading>): AsyncGenerator<string> {
-  for await (const r of readings) {
-    yield `${JSON.stringify({ device_id: r.deviceId, ts: formatUtc(r.tsUs), count: r.count, payload: payloadOf(r) })}\n`;
-  }
+  for await (const r of readings) yield `${JSON.stringify(readingItem(r))}\n`;
 }
 
 /** The payload fields of every reading, in the order first seen: a pass that keeps only their names. */
@@ -89,7 +77,7 @@ function cell(value: unknown): unknown {
 
 async function* csvRows(readings: AsyncIterable<Reading>, fields: readonly string[]): AsyncGenerator<unknown[]> {
   for await (const r of readings) {
-    const payload = payloadOf(r);
+    const payload = r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>);
     yield [r.deviceId, formatUtc(r.tsUs), r.count, ...fields.map((f) => cell(payload?.[f]))];
   }
 }
