@@ -88,8 +88,12 @@ async function explainAll(db: pg.Client): Promise<void> {
 
   await explain(db, 'deviceReadings, a range, ascending, limit 100', sql.historyQuery(true), ['dev-01234', T0 + 100 * STEP, T0 + 400 * STEP, 100]);
   await explain(db, 'deviceReadings, descending, after a cursor', sql.historyQuery(false), ['dev-01234', Number.MIN_SAFE_INTEGER, T0 + 250 * STEP, 100]);
-  await explain(db, 'listRecords, first page', sql.RECORDS_FIRST, [100]);
-  await explain(db, 'listRecords, after a cursor', sql.RECORDS_AFTER, [100, T0 + 250 * STEP, 'dev-01000']);
+  const records = (after?: [number, string], prefix?: string) => sql.recordsQuery(100, after, prefix);
+  await explain(db, 'listRecords, first page', records().text, records().values);
+  const next = records([T0 + 250 * STEP, 'dev-01000']);
+  await explain(db, 'listRecords, after a cursor', next.text, next.values);
+  const bound = records(undefined, 'dev-012');
+  await explain(db, "listRecords of a device-bound key's devices (a prefix)", bound.text, bound.values);
   const agg = sql.aggregateQuery('dev-01234', { fromUs: T0, toUs: T0 + 500 * STEP, everyUs: 24 * STEP, field: { kind: 'payload', name: 'temp' } });
   await explain(db, 'aggregate, payload.temp in daily buckets', agg.text, agg.values);
 

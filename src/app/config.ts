@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import type { AuthMode } from '../http/access.js';
 import type { LineProtocolMapping } from '../http/surfaces/influx.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
@@ -27,7 +28,9 @@ export interface Config {
   readonly requestLog: boolean;
   /** Keep readings this long (e.g. `30d`); undefined keeps them forever. */
   readonly retention?: { readonly us: number; readonly label: string };
-  /** Bearer token for admin routes (DELETE /v1/devices/:id); undefined disables them. */
+  /** `on`: every route but the probes needs a key; `off`: only admin routes; `auto`: on once a key exists. */
+  readonly auth: AuthMode;
+  /** A static admin credential (DELETE /v1/devices/:id and every other route), beside the keys. */
   readonly adminToken?: string;
   /** The MQTT subscriber; undefined when TALLY_MQTT_URL is unset. */
   readonly mqtt?: MqttConfig;
@@ -56,7 +59,8 @@ export const SETTINGS = {
   logLevel: { env: 'TALLY_LOG_LEVEL', flag: 'log-level', fallback: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   requestLog: { env: 'TALLY_REQUEST_LOG', flag: 'request-log', fallback: 'off', help: 'on: a debug line per HTTP request (needs TALLY_LOG_LEVEL=debug)' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
-  adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
+  auth: { env: 'TALLY_AUTH', flag: 'auth', fallback: 'auto', help: 'on (every route needs a key), off (only admin routes), auto (on once a key exists)' },
+  adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'a static admin credential beside the keys (prefer `tally keys create --scope admin`)' },
   lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
   lpCountField: { env: 'TALLY_LP_COUNT_FIELD', flag: 'lp-count-field', fallback: 'count', help: "line protocol: the integer field that is the reading's count" },
   ...MQTT_SETTINGS,
@@ -126,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     lineProtocol: { deviceTag: nonEmpty(...read('lpDeviceTag')), countField: nonEmpty(...read('lpCountField')) },
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
+    auth: oneOf(...read('auth'), ['on', 'off', 'auto'] as const),
   };
   const [retentionName, retention] = read('retention');
   if (retention !== '') {

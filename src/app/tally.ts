@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { KeyRing } from '../auth/key-ring.js';
 import { RetentionWindow } from '../domain/retention.js';
 import { buildServer, REDACTED_PATHS } from '../http/server.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
@@ -10,7 +11,7 @@ import { TallyMetrics } from '../observability/metrics.js';
 import { TimedStore } from '../observability/timed-store.js';
 import { openStore } from '../store/index.js';
 import type { TelemetryStore } from '../store/types.js';
-import type { Config } from './config.js';
+import { ConfigError, SETTINGS, type Config } from './config.js';
 
 /** A running Tally: the HTTP server, the pipeline and the store, wired together. */
 export interface Tally {
@@ -24,6 +25,8 @@ export interface Tally {
   readonly batcher: GroupCommitBatcher;
   /** Present when TALLY_RETENTION is set. */
   readonly pruner: RetentionPruner | undefined;
+  /** The API keys in memory, refreshed from the store. */
+  readonly keys: KeyRing;
   /** Present when TALLY_MQTT_URL is set: the subscriber (its `ready()` resolves once subscribed). */
   readonly mqtt: MqttIngest | undefined;
   /** Starts listening; resolves with the address, e.g. http://127.0.0.1:8080. */
@@ -57,8 +60,39 @@ export interface TallyOptions {
   readonly logStream?: { write(line: string): void };
 }
 
+/** Addresses only this machine can reach: Tally may be open there until a key exists. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Secure by default: a server others can reach must not start open by accident. Refused unless
+ * auth is explicitly off, or a credential exists that the mode honours.
+ */
+function checkExposure(config: Config, activeKeys: number): void {
+  if (config.auth === 'off' || isLoopback(config.host) || activeKeys > 0) return;
+  if (config.auth === 'on' && config.adminToken !== undefined) return;
+  throw new ConfigError(
+    `${SETTINGS.host.env}=${config.host} is reachable from other machines and no API key exists: create one first ` +
+      '(`npx tally keys create --scope admin --name ops`, with the same TALLY_STORE or TALLY_DATA_DIR), ' +
+      `or set ${SETTINGS.auth.env}=off to serve without keys`,
+  );
+}
+
 export async function createTally(config: Config, options: TallyOptions = {}): Promise<Tally> {
   const backend = await openStore(config.store);
+  const keys = new KeyRing(backend, {
+    adminToken: config.adminToken,
+    // The ring keeps the keys it had; said once per failed refresh, never with a key in it.
+    onError: (err, doing) => server.log.warn({ err }, `${doing} failed`),
+  });
+  try {
+    await keys.load();
+    checkExposure(config, keys.activeKeys);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
   const metrics = new TallyMetrics();
   // Everything but the metrics' own queries goes through the timing wrapper.
   const store = new TimedStore(backend, metrics);
@@ -79,7 +113,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     {
       bodyLimit: config.bodyLimit,
       logger,
-      adminToken: config.adminToken,
+      access: { mode: config.auth, keys },
       requestLog: config.requestLog,
       observer: metrics,
       operations: { scrape: () => metrics.scrape(), health },
@@ -93,6 +127,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       onError: (err) => server.log.error({ err }, 'retention sweep failed'),
     });
   pruner?.start();
+  keys.start();
   // Connects in the background (and reconnects): a broker that is down does not keep HTTP from starting.
   const mqtt =
     config.mqtt &&
@@ -111,6 +146,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         ['mqtt', async () => mqtt?.stop()],
         ['retention', async () => pruner?.stop()],
         ['batcher', () => batcher.close()],
+        ['keys', () => keys.close()],
         ['store', () => store.close()],
         ['health', async () => health.close()],
       ];
@@ -130,6 +166,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     ingest,
     batcher,
     pruner,
+    keys,
     mqtt,
     listen: () => server.listen({ host: config.host, port: config.port }),
     close,

@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'InvalidInput'
+  | 'Forbidden'
   | 'NotFound'
   | 'TooManyReadings'
   | 'QueueFull'
@@ -23,6 +24,22 @@ export class ValidationError extends TallyError {
   ) {
     super(message);
     this.name = 'ValidationError';
+  }
+}
+
+/**
+ * A reading of a device the request's key does not cover (a device-bound key writing another
+ * device's reading): refused like an invalid one, but a 403, not a 400.
+ */
+export class ForbiddenDeviceError extends TallyError {
+  readonly code = 'Forbidden' as const;
+  constructor(
+    readonly field: string,
+    deviceId: string,
+    prefix: string,
+  ) {
+    super(`${field} ${JSON.stringify(deviceId)} is not a device this key may write: its devices' ids start with ${JSON.stringify(prefix)}`);
+    this.name = 'ForbiddenDeviceError';
   }
 }
 

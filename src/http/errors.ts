@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
+import { ForbiddenDeviceError, InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
-export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Forbidden' | 'Internal';
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Internal';
 
 /** An error that only exists at the HTTP boundary (authentication, for instance). */
 export class HttpError extends Error {
@@ -34,6 +34,7 @@ export interface Issue {
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   InvalidInput: 400,
+  Forbidden: 403,
   NotFound: 404,
   TooManyReadings: 413,
   QueueFull: 503,
@@ -84,7 +85,7 @@ function describeError(error: unknown): Problem {
   if (error instanceof TallyError) {
     // Every listing of every surface takes its cursor as the query parameter `cursor`.
     const field =
-      error instanceof ValidationError || error instanceof TooManyReadingsError ? error.field : error instanceof InvalidCursorError ? 'cursor' : undefined;
+      error instanceof ValidationError || error instanceof TooManyReadingsError || error instanceof ForbiddenDeviceError ? error.field : error instanceof InvalidCursorError ? 'cursor' : undefined;
     const retryAfterSeconds = 'retryAfterSeconds' in error ? (error.retryAfterSeconds as number) : undefined;
     return { status: STATUS_BY_CODE[error.code], code: error.code, message: error.message, field, retryAfterSeconds };
   }

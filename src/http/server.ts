@@ -8,7 +8,7 @@ import { LIMITS } from '../domain/reading.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
-import { enforceAccess } from './access.js';
+import { enforceAccess, type AccessOptions } from './access.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
@@ -33,8 +33,8 @@ export interface SurfaceDeps {
 }
 
 export interface HttpAccess {
-  /** Bearer token for admin routes; they are disabled without one. */
-  readonly adminToken?: string;
+  /** Who may call what: the auth mode and the keys (see access.ts). */
+  readonly access: AccessOptions;
 }
 
 export interface HttpOptions {
@@ -127,7 +127,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
     reply.code(404).send(tallyErrorBody({ status: 404, code: 'NotFound', message: `no route for ${request.method} ${request.url.split('?')[0]}` })),
   );
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, tallyErrorBody));
-  enforceAccess(app, { adminToken: options.adminToken });
+  enforceAccess(app, options.access);
   // gzip and deflate request bodies on every route, decompressed as they stream in: the body
   // limit counts decompressed bytes, so a small bomb is a 413, not memory. Answers are not compressed.
   app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate'] });

@@ -1,4 +1,4 @@
-import { QueueFullError, ValidationError } from '../domain/errors.js';
+import { ForbiddenDeviceError, QueueFullError, ValidationError } from '../domain/errors.js';
 import type { Reading } from '../domain/reading.js';
 import type { RetentionWindow } from '../domain/retention.js';
 import type { GroupCommitBatcher } from './batcher.js';
@@ -14,10 +14,18 @@ export const ItemStatus = {
   NotWritten: 3,
 } as const;
 
-/** An item refused by the domain's rules, named by its index in the write and by field. */
+/**
+ * An item refused, named by its index in the write and by field: by the domain's rules
+ * (ValidationError, a 400) or because the writer's key does not cover its device (a 403).
+ */
 export interface Rejection {
   readonly index: number;
-  readonly error: ValidationError;
+  readonly error: ValidationError | ForbiddenDeviceError;
+}
+
+/** The HTTP status a rejected item reports where a surface answers per item. */
+export function rejectionStatus(rejection: Rejection): 400 | 403 {
+  return rejection.error instanceof ForbiddenDeviceError ? 403 : 400;
 }
 
 export interface IngestOutcome {
@@ -38,6 +46,8 @@ export interface WriteOptions {
   readonly checkOnly?: boolean;
   /** Where the write came from, for the counters (metrics); writes without one are not counted. */
   readonly surface?: IngestSurface;
+  /** Only readings of devices whose id starts with this are taken (a device-bound key's writes). */
+  readonly devicePrefix?: string;
 }
 
 /** Every API surface and MQTT topic kind that writes: a closed set, so a metric label never grows. */
@@ -50,7 +60,7 @@ export type IngestSurface = (typeof INGEST_SURFACES)[number];
  * all-or-nothing write was rejected. `queue_full`, `unavailable`: every reading of a write the
  * batcher or the store refused (QueueFullError; StorageUnavailableError or ShuttingDownError).
  */
-export const INGEST_RESULTS = ['stored', 'duplicate', 'invalid', 'retention', 'atomic', 'queue_full', 'unavailable'] as const;
+export const INGEST_RESULTS = ['stored', 'duplicate', 'invalid', 'forbidden', 'retention', 'atomic', 'queue_full', 'unavailable'] as const;
 export type IngestResult = (typeof INGEST_RESULTS)[number];
 
 /**
@@ -92,9 +102,16 @@ export class IngestPipeline {
     const cutoffUs = this.options.retention?.cutoffUs() ?? -Infinity;
     let tooOld = false;
     let tooOldCount = 0;
+    let forbiddenCount = 0;
+    const prefix = options.devicePrefix;
     for (let i = 0; i < items.length; i++) {
       try {
         const reading = reader.read(items[i], i);
+        if (prefix !== undefined && !reading.deviceId.startsWith(prefix)) {
+          forbiddenCount++;
+          const field = 'property' in shape.deviceId ? fieldName(shape, i, shape.deviceId.property) : 'device id';
+          throw new ForbiddenDeviceError(field, reading.deviceId, prefix);
+        }
         if (reading.tsUs < cutoffUs) {
           tooOld = true;
           this.options.retention!.check(reading.tsUs, fieldName(shape, i, shape.ts));
@@ -103,7 +120,7 @@ export class IngestPipeline {
         indexOf?.push(i);
         readings.push(reading);
       } catch (error) {
-        if (!(error instanceof ValidationError)) throw error;
+        if (!(error instanceof ValidationError || error instanceof ForbiddenDeviceError)) throw error;
         if (tooOld) {
           tooOldCount++;
           tooOld = false;
@@ -117,7 +134,9 @@ export class IngestPipeline {
     const observer = options.surface === undefined ? undefined : this.options.observer;
     if (observer !== undefined && rejections.length > 0) {
       const surface = options.surface!;
-      if (rejections.length > tooOldCount) observer.count(surface, 'invalid', rejections.length - tooOldCount);
+      const invalid = rejections.length - tooOldCount - forbiddenCount;
+      if (invalid > 0) observer.count(surface, 'invalid', invalid);
+      if (forbiddenCount > 0) observer.count(surface, 'forbidden', forbiddenCount);
       if (tooOldCount > 0) observer.count(surface, 'retention', tooOldCount);
     }
     if ((rejections.length > 0 && options.atomic) || options.checkOnly) {

@@ -1,3 +1,4 @@
+import type { ApiKeyRecord } from '../domain/api-key.js';
 import type { Reading } from '../domain/reading.js';
 import type {
   AggregateBucket,
@@ -6,7 +7,9 @@ import type {
   DevicePage,
   DeviceReadingsQuery,
   DeviceSummary,
+  KeyWrite,
   ReadingPage,
+  RecordsQuery,
   TelemetryStore,
 } from '../store/types.js';
 
@@ -62,6 +65,15 @@ export class TimedStore implements TelemetryStore {
     if (inner.diskBytes !== undefined) this.diskBytes = () => inner.diskBytes!();
   }
 
+  /** Keys are read every half second and written rarely: passed through, not timed. */
+  listKeys(): Promise<ApiKeyRecord[]> {
+    return this.inner.listKeys();
+  }
+
+  writeKeys(change: KeyWrite): Promise<boolean> {
+    return this.inner.writeKeys(change);
+  }
+
   private async timed<T>(op: StoreOp, run: () => Promise<T>, rows: (result: T) => number): Promise<T> {
     const start = performance.now();
     try {
@@ -99,7 +111,7 @@ export class TimedStore implements TelemetryStore {
     return this.read('deviceReadings', () => this.inner.deviceReadings(deviceId, query), (p) => p.items.length);
   }
 
-  listRecords(query: { readonly limit: number; readonly cursor?: string }): Promise<ReadingPage> {
+  listRecords(query: RecordsQuery): Promise<ReadingPage> {
     return this.read('listRecords', () => this.inner.listRecords(query), (p) => p.items.length);
   }
 

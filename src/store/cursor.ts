@@ -49,8 +49,8 @@ export function listingOf(query: DeviceListQuery): string {
 /** The listing of one device's history in one order. */
 export const historyListing = (order: SortOrder): string => `history|${order}`;
 
-/** The listing of all readings, newest first. */
-export const RECORDS_LISTING = 'records';
+/** The listing of all readings (of the devices starting with `prefix`), newest first. */
+export const recordsListing = (prefix: string | undefined): string => (prefix === undefined || prefix === '' ? 'records' : `records|${prefix}`);
 
 /**
  * The [from, to) a history page reads: the query's range (unbounded ends as the extreme safe

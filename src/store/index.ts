@@ -1,7 +1,7 @@
 import { ConfigError } from '../domain/errors.js';
 import { postgresConfig, type PostgresStoreConfig } from './postgres/config.js';
 import { sqliteConfig, type SqliteStoreConfig } from './sqlite/config.js';
-import type { TelemetryStore } from './types.js';
+import type { KeyStore, TelemetryStore } from './types.js';
 
 /** Which backend, and its own settings. */
 export type StoreConfig =
@@ -49,6 +49,23 @@ export async function openStore(config: StoreConfig): Promise<TelemetryStore> {
       // Loaded on use, like every backend: a node that runs one never loads another's driver.
       const { SqliteStore } = await import('./sqlite/store.js');
       return SqliteStore.open(config.sqlite);
+    }
+    case 'postgres': {
+      const { PostgresStore } = await import('./postgres/store.js');
+      return PostgresStore.open(config.postgres);
+    }
+  }
+}
+
+/**
+ * The keys of the configured store, for commands that run beside a server (`tally keys`): on
+ * SQLite without taking the file's writer lock; on PostgreSQL a pool like any node's.
+ */
+export async function openKeyStore(config: StoreConfig): Promise<KeyStore & { close(): Promise<void> }> {
+  switch (config.backend) {
+    case 'sqlite': {
+      const { SqliteKeyFile } = await import('./sqlite/key-file.js');
+      return SqliteKeyFile.open(config.sqlite);
     }
     case 'postgres': {
       const { PostgresStore } = await import('./postgres/store.js');

@@ -1,3 +1,4 @@
+import type { ApiKeyRecord } from '../domain/api-key.js';
 import type { Reading } from '../domain/reading.js';
 
 /** What the store keeps about each device, maintained in the same transaction as every insert. */
@@ -58,6 +59,14 @@ export interface DeviceReadingsQuery {
   readonly cursor?: string;
 }
 
+export interface RecordsQuery {
+  readonly limit: number;
+  /** `nextCursor` of the previous page, unchanged. */
+  readonly cursor?: string;
+  /** Only readings of devices whose id starts with this. */
+  readonly prefix?: string;
+}
+
 /** A page of readings; `nextCursor` continues it (null when the page was not full). */
 export interface ReadingPage {
   readonly items: Reading[];
@@ -86,6 +95,27 @@ export interface AggregateBucket {
   readonly avg: number | null;
 }
 
+/** A change to the API keys: a new key, a revocation by name, or when keys were last used. */
+export type KeyWrite =
+  | { readonly kind: 'create'; readonly record: ApiKeyRecord }
+  | { readonly kind: 'revoke'; readonly name: string; readonly nowUs: number }
+  /** Key id and the time it was last used, microseconds; only later times are kept. */
+  | { readonly kind: 'touch'; readonly used: ReadonlyArray<readonly [string, number]> };
+
+/**
+ * API keys, kept in the same store as the readings so that every node sharing the store shares
+ * them (and a revocation made on one is seen by all).
+ */
+export interface KeyStore {
+  /** Every key, revoked ones included, oldest first. */
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /**
+   * Applies a change; resolves whether it changed anything: false when `create` meets a name an
+   * active key already has, or `revoke` a name no active key has.
+   */
+  writeKeys(change: KeyWrite): Promise<boolean>;
+}
+
 /**
  * The storage contract. Every backend speaks domain types only; no driver type leaks out, and no
  * error names a parameter of any API (a bad cursor is an InvalidCursorError).
@@ -94,7 +124,7 @@ export interface AggregateBucket {
  * caller) sees those readings, whatever the backend does in the background (SQLite's compaction of
  * its journal, for instance).
  */
-export interface TelemetryStore {
+export interface TelemetryStore extends KeyStore {
   /** Backend name, for logs and metrics. */
   readonly name: string;
   /**
@@ -122,7 +152,7 @@ export interface TelemetryStore {
   deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<ReadingPage>;
 
   /** All readings, newest timestamp first (ties in a stable order), continuing after `cursor`. */
-  listRecords(query: { readonly limit: number; readonly cursor?: string }): Promise<ReadingPage>;
+  listRecords(query: RecordsQuery): Promise<ReadingPage>;
 
   /** Epoch-aligned buckets of one device's readings; empty buckets are omitted. */
   aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]>;

@@ -35,6 +35,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       lineProtocol: { deviceTag: 'device', countField: 'count' },
       requestLog: false,
+      auth: 'auto',
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(sqliteOf(config))).toBe(true);

@@ -14,14 +14,15 @@ describe('without TALLY_ADMIN_TOKEN', () => {
   });
   afterAll(() => t.stop());
 
-  test('DELETE is 403 Forbidden whatever the header says, and deletes nothing', async () => {
+  test('DELETE needs an admin key even while other routes are open: 401 whatever the header says, and deletes nothing', async () => {
     const variants: Array<Record<string, string>> = [{}, { authorization: `Bearer ${TOKEN}` }, { authorization: 'Bearer ' }];
     for (const headers of variants) {
       const res = await del(t, '/v1/devices/keep-1', headers);
-      expect(res.status).toBe(403);
-      expect(res.json.error.code).toBe('Forbidden');
-      expect(res.json.error.message).toContain('TALLY_ADMIN_TOKEN');
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="tally"');
+      expect(res.json.error.code).toBe('Unauthorized');
     }
+    expect((await del(t, '/v1/devices/keep-1')).json.error.message).toContain('tally keys create');
     expect((await get(t, '/v1/devices/keep-1')).json.reading_count).toBe(1);
   });
 });

@@ -78,7 +78,8 @@ describe('JSON array', () => {
       [11, 'count'],
     ]);
     for (const r of rejected) {
-      expect(Object.keys(r).sort()).toEqual(['field', 'index', 'message']);
+      expect(Object.keys(r).sort()).toEqual(['field', 'index', 'message', 'status']);
+      expect(r).toHaveProperty('status', 400);
       expect(r.message).toContain(r.field === 'reading' ? 'object' : r.field);
     }
     expect(rejected[2]!.message).toContain('2021-02-30');

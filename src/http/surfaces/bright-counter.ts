@@ -5,6 +5,7 @@ import { checkUuid } from '../../domain/reading.js';
 import { formatStrftimeZ, parseTimestamp } from '../../domain/timestamp.js';
 import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSummary } from '../../store/types.js';
+import { writablePrefix } from '../access.js';
 import { sendProblem, type Problem } from '../errors.js';
 import { errorReplies, reply as doc, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
@@ -69,13 +70,14 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
 
   app.get(
     '/api/ping',
-    { schema: { tags, summary: 'Uptime check', response: { 200: doc('Up', Status, OK) } } },
+    { config: { access: 'open' }, schema: { tags, summary: 'Uptime check', response: { 200: doc('Up', Status, OK) } } },
     async () => OK,
   );
 
   app.post<{ Body: CreateBody }>(
     '/api/device-readings/create',
     {
+      config: { access: 'ingest' },
       schema: {
         tags,
         summary: 'Store readings of one device, all or nothing',
@@ -87,7 +89,12 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
     async (request, reply) => {
       const { id, readings } = request.body;
       // All or nothing: the first bad reading is the 400, and nothing is stored.
-      const outcome = await deps.ingest.write(readings, shapeFor(checkUuid(id, 'id')), { atomic: true, firstErrorOnly: true, surface: 'bright_counter' });
+      const outcome = await deps.ingest.write(readings, shapeFor(checkUuid(id, 'id')), {
+        atomic: true,
+        firstErrorOnly: true,
+        surface: 'bright_counter',
+        devicePrefix: writablePrefix(request),
+      });
       if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
       return reply.code(201).send(OK);
     },
@@ -96,6 +103,7 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
   app.get<{ Params: DeviceParams }>(
     '/api/device-readings/:id/latest-timestamp',
     {
+      config: { deviceParam: 'id' },
       schema: {
         tags,
         summary: "The device's latest timestamp, in the offset it was sent with",
@@ -117,6 +125,7 @@ export const brightCounterSurface: FastifyPluginCallback<SurfaceDeps> = (app, de
   app.get<{ Params: DeviceParams }>(
     '/api/device-readings/:id/cumulative-count',
     {
+      config: { deviceParam: 'id' },
       schema: {
         tags,
         summary: 'Sum of all stored counts of the device',

@@ -74,15 +74,15 @@ export const deviceReadingsSurface: FastifyPluginCallback<SurfaceDeps> = (app, d
     },
   };
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId/latest_timestamp', { schema: latestSchema }, async (request) => ({
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId/latest_timestamp', { config: { deviceParam: 'deviceId' }, schema: latestSchema }, async (request) => ({
     latest_timestamp: latest(await summary(request.params.deviceId)),
   }));
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId/cumulative_count', { schema: countSchema }, async (request) => ({
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId/cumulative_count', { config: { deviceParam: 'deviceId' }, schema: countSchema }, async (request) => ({
     cumulative_count: (await summary(request.params.deviceId)).cumulativeCount,
   }));
 
-  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { schema: deviceSchema }, async (request, reply) => {
+  app.get<{ Params: DeviceParams }>('/devices/:deviceId', { config: { deviceParam: 'deviceId' }, schema: deviceSchema }, async (request, reply) => {
     const device = await summary(request.params.deviceId);
     // Streamed, not serialised whole: "every reading of the device" has no upper bound.
     return reply.type('application/json; charset=utf-8').send(Readable.from(deviceJson(deps.store, device, latest(device))));

@@ -1,8 +1,9 @@
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { parseBody, timestampMicros, type Point, type Precision } from '../../ingest/line-protocol.js';
-import { ItemStatus } from '../../ingest/pipeline.js';
+import { ItemStatus, rejectionStatus } from '../../ingest/pipeline.js';
 import type { ReadingShape } from '../../ingest/shape.js';
+import { writablePrefix } from '../access.js';
 import { errorReplies, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import { sendProblem, type Problem } from '../errors.js';
 import type { SurfaceDeps } from '../server.js';
@@ -74,7 +75,7 @@ function itemOf(point: Point, precision: Precision, nowUs: number, mapping: Line
   };
 }
 
-async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: string, query: WriteQuery, reply: FastifyReply) {
+async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: string, query: WriteQuery, reply: FastifyReply, devicePrefix: string | undefined) {
   const precision: Precision = query.precision === 'u' ? 'us' : query.precision === 'n' ? 'ns' : query.precision;
   const { points, errors } = parseBody(body);
   const nowUs = Date.now() * 1000;
@@ -82,7 +83,7 @@ async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: stri
   const outcome = await deps.ingest.write(
     points.map((p) => itemOf(p, precision, nowUs, mapping)),
     shape,
-    { surface: 'line_protocol' },
+    { surface: 'line_protocol', devicePrefix },
   );
   const bad = [...errors];
   for (const { index, error } of outcome.rejections) bad.push({ line: points[index]!.line, message: error.message });
@@ -90,6 +91,10 @@ async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: stri
   bad.sort((a, b) => a.line - b.line);
   const first = bad[0]!;
   const written = outcome.status.filter((s) => s === ItemStatus.Stored || s === ItemStatus.Duplicate).length;
+  // Nothing written, and lines refused for their device: the key was the problem, as InfluxDB's 403.
+  if (written === 0 && outcome.rejections.some((r) => rejectionStatus(r) === 403)) {
+    return reply.code(403).send({ code: 'forbidden', message: `line ${first.line}: ${first.message}`, line: first.line });
+  }
   return reply.code(400).send({
     code: 'invalid',
     message: `line ${first.line}: ${first.message} (${bad.length} line${bad.length === 1 ? '' : 's'} rejected, ${written} written)`,
@@ -115,13 +120,13 @@ export const influxSurface: FastifyPluginCallback<SurfaceDeps & { lineProtocol: 
 
   app.post<{ Querystring: Static<typeof V1Query>; Body: string }>(
     '/write',
-    { schema: { tags, summary: 'Write line protocol (InfluxDB 1.x path)', description, querystring: V1Query, body, response: responses } },
-    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply),
+    { config: { access: 'ingest' }, schema: { tags, summary: 'Write line protocol (InfluxDB 1.x path)', description, querystring: V1Query, body, response: responses } },
+    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply, writablePrefix(request)),
   );
   app.post<{ Querystring: Static<typeof V2Query>; Body: string }>(
     '/api/v2/write',
-    { schema: { tags, summary: 'Write line protocol (InfluxDB 2.x path)', description, querystring: V2Query, body, response: responses } },
-    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply),
+    { config: { access: 'ingest' }, schema: { tags, summary: 'Write line protocol (InfluxDB 2.x path)', description, querystring: V2Query, body, response: responses } },
+    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply, writablePrefix(request)),
   );
   done();
 };

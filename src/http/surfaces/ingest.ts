@@ -2,8 +2,9 @@ import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { ValidationError } from '../../domain/errors.js';
 import { checkDeviceId } from '../../domain/reading.js';
-import { ItemStatus } from '../../ingest/pipeline.js';
+import { ItemStatus, rejectionStatus } from '../../ingest/pipeline.js';
 import type { ReadingShape } from '../../ingest/shape.js';
+import { writablePrefix } from '../access.js';
 import { AsSent, errorReplies, reply as doc, TallyErrorForm, WRITE_ERRORS } from '../docs.js';
 import { limitReadings, readingsOf } from '../limits.js';
 import type { SurfaceDeps } from '../server.js';
@@ -82,14 +83,14 @@ function recordShape(deviceId: string): ReadingShape {
   return { deviceId: { fixed: deviceId }, ts: 'timestamp', payload: { property: 'data_payload', required: true }, itemForm: SHAPES };
 }
 
-async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
+async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply, devicePrefix: string | undefined) {
   const deviceId = checkDeviceId(body.id, 'id');
   const raw = body.readings;
   if (!Array.isArray(raw)) throw new ValidationError('readings', 'readings must be an array of {timestamp, count}');
   if (raw.length === 0) throw new ValidationError('readings', 'readings must hold at least one reading');
 
-  const outcome = await deps.ingest.write(raw, deviceReadingsShape(deviceId), { surface: 'device_readings' });
-  const errors = new Map(outcome.rejections.map((r) => [r.index, r.error.message]));
+  const outcome = await deps.ingest.write(raw, deviceReadingsShape(deviceId), { surface: 'device_readings', devicePrefix });
+  const errors = new Map(outcome.rejections.map((r) => [r.index, r]));
   // Each entry carries the status of the request it belonged to when stored (202), as the original
   // service answered; 409 for a duplicate, 400 for an invalid reading.
   const results: ReadingResult[] = new Array(raw.length);
@@ -99,14 +100,17 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
     const status = outcome.status[i];
     if (status === ItemStatus.Stored) results[i] = { id: deviceId, timestamp, success: true, status: 202 };
     else if (status === ItemStatus.Duplicate) results[i] = { id: deviceId, timestamp, success: false, status: 409, error: DUPLICATE };
-    else results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: 400, error: errors.get(i)! };
+    else {
+      const rejection = errors.get(i)!;
+      results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: rejectionStatus(rejection), error: rejection.error.message };
+    }
   }
   return reply.code(outcome.stored === raw.length ? 202 : 207).send({ results });
 }
 
-async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply) {
+async function ingestRecord(deps: SurfaceDeps, body: Record<string, unknown>, reply: FastifyReply, devicePrefix: string | undefined) {
   const deviceId = checkDeviceId(body.device_id, 'device_id');
-  const outcome = await deps.ingest.write([body], recordShape(deviceId), { surface: 'records' });
+  const outcome = await deps.ingest.write([body], recordShape(deviceId), { surface: 'records', devicePrefix });
   if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
   return outcome.stored === 1 ? reply.code(201).send({ status: 'ok' }) : reply.code(200).send({ status: 'duplicate' });
 }
@@ -115,6 +119,7 @@ export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done)
   app.post<{ Body: Record<string, unknown> }>(
     '/ingest',
     {
+      config: { access: 'ingest' },
       schema: {
         tags: ['device-readings', 'records'],
         summary: 'Store device readings {id, readings} or one record {device_id, timestamp, data_payload}',
@@ -131,8 +136,8 @@ export const ingestRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, done)
       preValidation: limitReadings(deps.maxReadings, 'readings', readingsOf) },
     async (request, reply) => {
       const body = request.body;
-      if ('readings' in body || 'id' in body) return ingestDeviceReadings(deps, body, reply);
-      if ('device_id' in body || 'data_payload' in body || 'timestamp' in body) return ingestRecord(deps, body, reply);
+      if ('readings' in body || 'id' in body) return ingestDeviceReadings(deps, body, reply, writablePrefix(request));
+      if ('device_id' in body || 'data_payload' in body || 'timestamp' in body) return ingestRecord(deps, body, reply, writablePrefix(request));
       throw new ValidationError('body', SHAPES);
     },
   );

@@ -19,13 +19,15 @@ const Liveness = Type.Object({
 const Readiness = Type.Object({ status: Type.String(), reasons: Type.Optional(Type.Array(Type.String())) });
 
 /**
- * For operators and their tools: Prometheus metrics, liveness and readiness. Open routes (no
- * credentials), cheap to call; none of them writes.
+ * For operators and their tools: Prometheus metrics, liveness and readiness. The probes are open
+ * (no key, for load balancers and orchestrators); metrics need a read key that is not bound to
+ * devices. Cheap to call; none of them writes.
  */
 export const operationsSurface: FastifyPluginCallback<OperationsDeps> = (app, deps, done) => {
   app.get(
     '/metrics',
     {
+      config: { access: 'read', fleet: true },
       schema: {
         tags,
         summary: 'Prometheus metrics (text exposition format)',
@@ -47,6 +49,7 @@ export const operationsSurface: FastifyPluginCallback<OperationsDeps> = (app, de
   app.get(
     '/healthz',
     {
+      config: { access: 'open' },
       schema: {
         tags,
         summary: 'Liveness: the process answers; how late its event loop runs',
@@ -62,6 +65,7 @@ export const operationsSurface: FastifyPluginCallback<OperationsDeps> = (app, de
   app.get(
     '/readyz',
     {
+      config: { access: 'open' },
       schema: {
         tags,
         summary: 'Readiness: a write sent now could be taken',

@@ -2,6 +2,7 @@ import type { FastifyPluginCallback } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Reading } from '../../domain/reading.js';
 import { formatUtc } from '../../domain/timestamp.js';
+import { visiblePrefix } from '../access.js';
 import { errorReplies, OpenObject, Payload, reply as doc, TallyErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
 
@@ -34,7 +35,7 @@ function recordOf(r: Reading) {
 export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, done) => {
   app.get(
     '/',
-    { schema: { tags, summary: 'Availability', response: { 200: doc('Up', OpenObject, { status: 'ok', service: 'tally' }) } } },
+    { config: { access: 'open' }, schema: { tags, summary: 'Availability', response: { 200: doc('Up', OpenObject, { status: 'ok', service: 'tally' }) } } },
     async () => ({ status: 'ok', service: 'tally' }),
   );
 
@@ -53,7 +54,9 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
   };
   app.get<{ Querystring: RecordsQuery }>('/records', { schema: recordsSchema }, async (request) => {
     const { limit, cursor } = request.query;
-    const page = await deps.store.listRecords({ limit, cursor });
+    const prefix = visiblePrefix(request, undefined);
+    if (prefix === null) return { records: [], next_cursor: null };
+    const page = await deps.store.listRecords({ limit, cursor, prefix });
     return { records: page.items.map(recordOf), next_cursor: page.nextCursor };
   });
 
@@ -77,7 +80,8 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
       ),
     },
   };
-  app.get('/check-buffer', { schema: bufferSchema }, async () => {
+  // The queue holds every device's readings: not for device-bound keys.
+  app.get('/check-buffer', { config: { fleet: true }, schema: bufferSchema }, async () => {
     const stats = deps.batcher.stats();
     return {
       size: stats.queued + stats.writing,

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { formatUtc } from '../../domain/timestamp.js';
 import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceSort, DeviceSummary } from '../../store/types.js';
+import { visiblePrefix, writablePrefix } from '../access.js';
 import { sendProblem, type Problem } from '../errors.js';
 import { errorReplies, reply as doc, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import type { SurfaceDeps } from '../server.js';
@@ -107,9 +108,12 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
     body: VitalBody,
     response: { 202: doc('Stored', Type.Object({ status: Type.String() }), { status: 'accepted' }), ...errorReplies(ErrorForm_, WRITE_ERRORS) },
   };
-  app.post<{ Body: VitalBody }>('/vital-data', { schema: postSchema }, async (request, reply) => {
+  app.post<{ Body: VitalBody }>('/vital-data', { config: { access: 'ingest' }, schema: postSchema }, async (request, reply) => {
     const { device, timestamp, ...vitals } = request.body;
-    const outcome = await deps.ingest.write([{ device, timestamp, vitals }], measurementShape, { surface: 'vital_data' });
+    const outcome = await deps.ingest.write([{ device, timestamp, vitals }], measurementShape, {
+      surface: 'vital_data',
+      devicePrefix: writablePrefix(request),
+    });
     if (outcome.rejections.length > 0) throw outcome.rejections[0]!.error;
     return reply.code(202).send({ status: 'accepted' });
   });
@@ -131,7 +135,10 @@ export const vitalDataSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, 
   };
   app.get<{ Querystring: VitalQuery }>('/vital-data', { schema: getSchema }, async (request) => {
     const { count, offset, sortBy, orderBy } = request.query;
-    const page = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset, withTotal: true });
+    // A device-bound key sees its own devices only, in the listing and in its total.
+    const prefix = visiblePrefix(request, undefined);
+    if (prefix === null) return { total: 0, resources: [] };
+    const page = await deps.store.listDevices({ sort: SORT_BY[sortBy], order: orderBy, limit: count, offset, prefix, withTotal: true });
     return { total: page.total, resources: page.items.map(resourceOf) };
   });
 

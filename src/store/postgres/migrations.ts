@@ -54,6 +54,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX devices_cumulative_count ON devices (cumulative_count, key);
     `,
   },
+  {
+    version: 2,
+    name: 'api keys',
+    sql: `
+      -- Their SHA-256, never the key; shared by every node on the database. A name is unique
+      -- among keys not revoked, so a revoked name can be issued again.
+      CREATE TABLE api_keys (
+        id            text PRIMARY KEY,
+        name          text NOT NULL,
+        scopes        text NOT NULL,
+        device_prefix text COLLATE "C",
+        hash          text NOT NULL,
+        created_us    bigint NOT NULL,
+        last_used_us  bigint,
+        revoked_us    bigint
+      );
+      CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_us IS NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -181,9 +181,15 @@ export const historyQuery = (asc: boolean): string =>
    ORDER BY ts_us ${asc ? 'ASC' : 'DESC'} LIMIT $4`;
 
 /** Newest first across devices; equal timestamps by device id, which is also what the cursor resumes from. */
-export const RECORDS_FIRST = `SELECT ${READING_COLUMNS} FROM readings ORDER BY ts_us DESC, device_id DESC LIMIT $1`;
-export const RECORDS_AFTER = `SELECT ${READING_COLUMNS} FROM readings WHERE (ts_us, device_id) < ($2, $3)
-  ORDER BY ts_us DESC, device_id DESC LIMIT $1`;
+/** A page of all readings (of devices starting with `prefix`), newest first, after (timestamp, device id). */
+export function recordsQuery(limit: number, after: readonly [number, string] | undefined, prefix: string | undefined): { text: string; values: unknown[] } {
+  const params = new Params();
+  const where = prefixFilter(prefix, params);
+  if (after !== undefined) where.push(`(ts_us, device_id) < (${params.add(after[0])}, ${params.add(after[1])})`);
+  const text = `SELECT ${READING_COLUMNS} FROM readings ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
+    ORDER BY ts_us DESC, device_id DESC LIMIT ${params.add(limit)}`;
+  return { text, values: params.values };
+}
 
 /** Buckets aligned to the epoch: a timestamp's bucket starts at floor(ts / every) * every, rounding down before 1970 too. */
 export function aggregateQuery(deviceId: string, q: AggregateQuery): { text: string; values: unknown[] } {

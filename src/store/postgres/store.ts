@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { ApiKeyRecord } from '../../domain/api-key.js';
 import { InvalidCursorError, StorageUnavailableError } from '../../domain/errors.js';
 import type { Reading } from '../../domain/reading.js';
-import { decodeCursor, encodeCursor, historyRange, listingOf, RECORDS_LISTING } from '../cursor.js';
+import { decodeCursor, encodeCursor, historyRange, listingOf, recordsListing } from '../cursor.js';
 import type {
   AggregateBucket,
   AggregateQuery,
@@ -10,9 +11,12 @@ import type {
   DevicePage,
   DeviceReadingsQuery,
   DeviceSummary,
+  KeyWrite,
   ReadingPage,
+  RecordsQuery,
   TelemetryStore,
 } from '../types.js';
+import { keyWriteQuery, LIST_KEYS, toKeyRecord, type KeyRow } from './keys.js';
 import { withClient } from './client.js';
 import type { PostgresStoreConfig } from './config.js';
 import { isMissingPartition, isRetryable, storageError } from './errors.js';
@@ -191,16 +195,14 @@ export class PostgresStore implements TelemetryStore {
     return { items, nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs]) };
   }
 
-  async listRecords(query: { readonly limit: number; readonly cursor?: string }): Promise<ReadingPage> {
+  async listRecords(query: RecordsQuery): Promise<ReadingPage> {
     // Resumes after (timestamp, device id): the order's tiebreak, stable and unique with the timestamp.
-    const after = query.cursor === undefined ? undefined : (decodeCursor(query.cursor, RECORDS_LISTING, ['integer', 'value']) as [number, string]);
-    const rows =
-      after === undefined
-        ? await this.rows<sql.ReadingRow>('listing records', sql.RECORDS_FIRST, [query.limit])
-        : await this.rows<sql.ReadingRow>('listing records', sql.RECORDS_AFTER, [query.limit, after[0], String(after[1])]);
-    const items = rows.map(sql.toReading);
+    const listing = recordsListing(query.prefix);
+    const after = query.cursor === undefined ? undefined : (decodeCursor(query.cursor, listing, ['integer', 'value']) as [number, string | number]);
+    const { text, values } = sql.recordsQuery(query.limit, after && [after[0], String(after[1])], query.prefix);
+    const items = (await this.rows<sql.ReadingRow>('listing records', text, values)).map(sql.toReading);
     const last = items.length === query.limit ? items[items.length - 1] : undefined;
-    return { items, nextCursor: last === undefined ? null : encodeCursor(RECORDS_LISTING, [last.tsUs, last.deviceId]) };
+    return { items, nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs, last.deviceId]) };
   }
 
   async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
@@ -222,6 +224,16 @@ export class PostgresStore implements TelemetryStore {
       if (dropped >= limit) return dropped;
       return dropped + ((await this.pool.query(sql.PRUNE, [beforeUs, limit - dropped])).rowCount ?? 0);
     });
+  }
+
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return (await this.rows<KeyRow>('listing keys', LIST_KEYS, [])).map(toKeyRecord);
+  }
+
+  async writeKeys(change: KeyWrite): Promise<boolean> {
+    const { text, values } = keyWriteQuery(change);
+    const result = await this.run('changing keys', () => this.pool.query(text, values));
+    return (result.rowCount ?? 0) > 0;
   }
 
   close(): Promise<void> {

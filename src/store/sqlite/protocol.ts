@@ -1,3 +1,4 @@
+import type { KeyWrite } from '../types.js';
 import type { ReadingColumns } from './columns.js';
 
 /**
@@ -13,7 +14,8 @@ export type WriterRequest =
   /** The durability settings the writer's connection is actually running with. */
   | { readonly op: 'settings' }
   /** Can a write start now? Takes the write lock (waiting at most `waitMs`) and rolls back. */
-  | { readonly op: 'probe'; readonly waitMs: number };
+  | { readonly op: 'probe'; readonly waitMs: number }
+  | { readonly op: 'keys'; readonly change: KeyWrite };
 
 export type WriterOp = WriterRequest['op'];
 
@@ -26,6 +28,7 @@ export interface WriterResults {
   readonly prune: { readonly deleted: number };
   readonly settings: WriterSettings;
   readonly probe: Record<string, never>;
+  readonly keys: { readonly changed: boolean };
 }
 
 /** Read back from the writer's connection, not from the configuration it was given. */

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
+import type { ApiKeyRecord } from '../../domain/api-key.js';
 import type { Reading } from '../../domain/reading.js';
 import { StorageUnavailableError } from '../../domain/errors.js';
-import { decodeCursor, encodeCursor, historyRange, listingOf, RECORDS_LISTING } from '../cursor.js';
+import { decodeCursor, encodeCursor, historyRange, listingOf, recordsListing } from '../cursor.js';
 import type {
   AggregateBucket,
   AggregateQuery,
@@ -13,6 +14,7 @@ import type {
 } from '../types.js';
 import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
 import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
+import { SqliteKeyTable } from './keys.js';
 import { DEVICE_COLUMNS, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
 
 /** Prepared read statements kept at most; past it the cache starts over. */
@@ -41,6 +43,7 @@ type KeyedReading = ChunkReading & { readonly deviceId: string; readonly key: nu
 export class SqliteReads {
   private db: Database.Database | undefined;
   private readonly statements = new Map<string, Database.Statement>();
+  private keyTable: SqliteKeyTable | undefined;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -172,19 +175,33 @@ export class SqliteReads {
     return buckets.result();
   }
 
-  listRecords(limit: number, cursor?: string): ReadingPage {
-    const after = cursor === undefined ? undefined : (decodeCursor(cursor, RECORDS_LISTING, ['integer', 'integer']) as [number, number]);
+  listKeys(): ApiKeyRecord[] {
+    if (this.db === undefined) throw new StorageUnavailableError('the store is closed');
+    this.keyTable ??= new SqliteKeyTable(this.db);
+    return this.keyTable.list();
+  }
+
+  listRecords(limit: number, cursor?: string, prefix?: string): ReadingPage {
+    const listing = recordsListing(prefix);
+    const after = cursor === undefined ? undefined : (decodeCursor(cursor, listing, ['integer', 'integer']) as [number, number]);
     // Newest first across devices: chunks by last timestamp, merged; ties in time go by device key.
     const select = `SELECT c.last_ts_us AS bound, c.data, c.device_key AS key, d.device_id AS deviceId
        FROM chunks c JOIN devices d ON d.key = c.device_key`;
     const order = 'ORDER BY c.last_ts_us DESC';
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    if (after !== undefined) {
+      conditions.push('c.first_ts_us <= ?');
+      params.push(after[0]);
+    }
+    if (prefix !== undefined && prefix !== '') {
+      conditions.push('substr(d.device_id, 1, length(?)) = ?');
+      params.push(prefix, prefix);
+    }
+    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
     const before = (r: KeyedReading) => after === undefined || r.tsUs < after[0] || (r.tsUs === after[0] && r.key < after[1]);
     const items = this.snapshot(() => {
-      const rows = (
-        after === undefined
-          ? this.statement(`${select} ${order}`).iterate()
-          : this.statement(`${select} WHERE c.first_ts_us <= ? ${order}`).iterate(after[0])
-      ) as Iterable<ChunkRow & { key: number; deviceId: string }>;
+      const rows = this.statement(`${select} ${where} ${order}`).iterate(...params) as Iterable<ChunkRow & { key: number; deviceId: string }>;
       return mergeChunks(rows, {
         // Only a chunk's tail can matter once a page's worth is gathered: read it from the end.
         readingsOf: (row, cutoff) =>
@@ -200,7 +217,7 @@ export class SqliteReads {
     const last = items.length === limit ? items[items.length - 1] : undefined;
     return {
       items: items.map(({ key: _key, ...reading }) => reading),
-      nextCursor: last === undefined ? null : encodeCursor(RECORDS_LISTING, [last.tsUs, last.key]),
+      nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs, last.key]),
     };
   }
 

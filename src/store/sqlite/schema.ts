@@ -63,6 +63,21 @@ const LATER: readonly string[] = [
   ALTER TABLE chunks ADD COLUMN count_min INTEGER;
   ALTER TABLE chunks ADD COLUMN count_max INTEGER;
   `,
+  // 7: API keys (their SHA-256, never the key), shared by every process on the file. A name is
+  // unique among keys not revoked, so a revoked name can be issued again.
+  `
+  CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    device_prefix TEXT,
+    hash          TEXT NOT NULL,
+    created_us    INTEGER NOT NULL,
+    last_used_us  INTEGER,
+    revoked_us    INTEGER
+  );
+  CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_us IS NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = BASELINE_VERSION + LATER.length;

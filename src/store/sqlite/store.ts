@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { ApiKeyRecord } from '../../domain/api-key.js';
 import type { Reading } from '../../domain/reading.js';
 import type {
   AggregateBucket,
@@ -9,7 +10,9 @@ import type {
   DevicePage,
   DeviceReadingsQuery,
   DeviceSummary,
+  KeyWrite,
   ReadingPage,
+  RecordsQuery,
   TelemetryStore,
 } from '../types.js';
 import { toColumns, transferList } from './columns.js';
@@ -91,9 +94,17 @@ export class SqliteStore implements TelemetryStore {
     return this.reads.call('aggregate', deviceId, query);
   }
 
-  async listRecords(query: { limit: number; cursor?: string }): Promise<ReadingPage> {
+  async listRecords(query: RecordsQuery): Promise<ReadingPage> {
     await this.writer.visible();
-    return this.reads.call('listRecords', query.limit, query.cursor);
+    return this.reads.call('listRecords', query.limit, query.cursor, query.prefix);
+  }
+
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return this.reads.call('listKeys');
+  }
+
+  async writeKeys(change: KeyWrite): Promise<boolean> {
+    return (await this.writer.call({ op: 'keys', change })).changed;
   }
 
   async probe(waitMs: number): Promise<void> {

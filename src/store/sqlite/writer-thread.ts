@@ -106,6 +106,9 @@ port.on('message', (request: Envelope | CloseRequest) => {
         writer.probe(request.waitMs);
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: {} };
         break;
+      case 'keys':
+        response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { changed: writer.keys.write(request.change) } };
+        break;
       case 'deleteDevice':
         response = { id: request.id, ok: true, compacted: writer.compactedThrough, result: { existed: writer.deleteDevice(request.deviceId) } };
         break;

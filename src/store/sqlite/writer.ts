@@ -6,6 +6,7 @@ import { Compactor } from './compaction.js';
 import { DIRECT_RUN_READINGS, type SqliteStoreConfig } from './config.js';
 import { DeviceDirectory } from './devices.js';
 import { Journal } from './journal.js';
+import { SqliteKeyTable } from './keys.js';
 import { BUSY_TIMEOUT_MS, openWriterDatabase } from './open.js';
 import { PendingReadings } from './pending.js';
 import type { WriterSettings } from './protocol.js';
@@ -37,6 +38,8 @@ export class SqliteWriter {
   private readonly appender: Appender;
   private readonly compactor: Compactor;
   private lastSeq = 0;
+  /** The API keys, changed on this connection like everything else the server writes. */
+  readonly keys: SqliteKeyTable;
 
   constructor(private readonly config: SqliteStoreConfig) {
     ({ db: this.db, lock: this.lock } = openWriterDatabase(config));
@@ -45,6 +48,7 @@ export class SqliteWriter {
     this.chunks = new ChunkTable(this.db, this.devices);
     this.appender = new Appender(this.db, this.pending, this.chunks, this.devices, journal, config.directRunReadings ?? DIRECT_RUN_READINGS);
     this.compactor = new Compactor(this.db, this.pending, this.chunks, this.devices, journal);
+    this.keys = new SqliteKeyTable(this.db);
     this.replay(journal);
   }
 

@@ -4,6 +4,7 @@ import { parseDuration } from '../../../domain/duration.js';
 import { NotFoundError, ValidationError } from '../../../domain/errors.js';
 import { formatUtc } from '../../../domain/timestamp.js';
 import type { AggregateFn, AggregateQuery, DeviceSort, DeviceSummary } from '../../../store/types.js';
+import { visiblePrefix } from '../../access.js';
 import { errorReplies, Payload, reply as doc, TallyErrorForm } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
 import { exportFormat, ExportParams, fieldList, sendExport } from './export.js';
@@ -123,13 +124,10 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
     },
     async (request) => {
       const q = request.query;
-      const page = await deps.store.listDevices({
-        sort: sortOf(q.sort),
-        order: q.order,
-        limit: q.limit,
-        cursor: q.cursor,
-        prefix: q.prefix,
-      });
+      // A device-bound key lists its own devices only, whatever prefix it asks for.
+      const prefix = visiblePrefix(request, q.prefix);
+      if (prefix === null) return { items: [], next_cursor: null };
+      const page = await deps.store.listDevices({ sort: sortOf(q.sort), order: q.order, limit: q.limit, cursor: q.cursor, prefix });
       return { items: page.items.map(deviceItem), next_cursor: page.nextCursor };
     },
   );
@@ -137,6 +135,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.get<{ Params: DeviceParams }>(
     '/v1/devices/:id',
     {
+      config: { deviceParam: 'id' },
       schema: {
         tags,
         summary: "A device's summary (404 if unknown)",
@@ -150,6 +149,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.get<{ Params: DeviceParams; Querystring: HistoryQuery }>(
     '/v1/devices/:id/readings',
     {
+      config: { deviceParam: 'id' },
       schema: {
         tags,
         summary: "A device's readings in a time range: JSON pages (keyset), or the whole range streamed as NDJSON or CSV",
@@ -181,6 +181,7 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.get<{ Params: DeviceParams; Querystring: AggregateQuerySchema }>(
     '/v1/devices/:id/aggregate',
     {
+      config: { deviceParam: 'id' },
       schema: {
         tags,
         summary: 'Epoch-aligned bucketed aggregates, computed in the store',
@@ -220,10 +221,10 @@ export const v1DevicesRoutes: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.delete<{ Params: DeviceParams }>(
     '/v1/devices/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', deviceParam: 'id' },
       schema: {
         tags,
-        summary: 'Remove a device and its readings (admin: Authorization: Bearer <TALLY_ADMIN_TOKEN>)',
+        summary: 'Remove a device and its readings (needs an admin key)',
         params: DeviceParams,
         response: { 204: { description: 'Removed', type: 'null' }, ...errorReplies(TallyErrorForm, [400, 401, 403, 404]) },
       },

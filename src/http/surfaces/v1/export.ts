@@ -7,6 +7,7 @@ import type { Reading } from '../../../domain/reading.js';
 import { formatUtc } from '../../../domain/timestamp.js';
 import { readingPages } from '../../../store/pages.js';
 import type { TelemetryStore } from '../../../store/types.js';
+import { visiblePrefix } from '../../access.js';
 import { errorReplies, TallyErrorForm } from '../../docs.js';
 import type { SurfaceDeps } from '../../server.js';
 import { queryInstant, readingItem } from './format.js';
@@ -57,6 +58,8 @@ async function* one(deviceId: string): AsyncGenerator<string> {
   yield deviceId;
 }
 
+async function* none(): AsyncGenerator<string> {}
+
 async function* ndjsonLines(readings: AsyncIterable<Reading>): AsyncGenerator<string> {
   for await (const r of readings) yield `${JSON.stringify(readingItem(r))}\n`;
 }
@@ -91,11 +94,12 @@ export async function sendExport(
   reply: FastifyReply,
   store: TelemetryStore,
   format: ExportFormat,
-  target: { readonly deviceId?: string; readonly prefix?: string },
+  /** One device, or the devices with a prefix (all of them without one), or none (`nothing`). */
+  target: { readonly deviceId: string } | { readonly prefix?: string } | { readonly nothing: true },
   range: ExportRange,
   fields?: readonly string[],
 ): Promise<FastifyReply> {
-  const devices = () => (target.deviceId === undefined ? devicesWith(store, target.prefix) : one(target.deviceId));
+  const devices = () => ('deviceId' in target ? one(target.deviceId) : 'nothing' in target ? none() : devicesWith(store, target.prefix));
   if (format === 'ndjson') {
     return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(ndjsonLines(readingsOf(store, devices(), range))));
   }
@@ -148,7 +152,9 @@ export const v1ExportRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, don
       const toUs = queryInstant(q.to, 'to');
       if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new ValidationError('to', 'to must not be before from');
       const format = exportFormat(request, q.format) ?? 'ndjson';
-      return sendExport(reply, deps.store, format, { prefix: q.prefix }, { fromUs, toUs, order: 'asc' }, fieldList(q.fields));
+      // A device-bound key exports its own devices only; `null`: none of them has the prefix asked for.
+      const prefix = visiblePrefix(request, q.prefix);
+      return sendExport(reply, deps.store, format, prefix === null ? { nothing: true } : { prefix }, { fromUs, toUs, order: 'asc' }, fieldList(q.fields));
     },
   );
   done();

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
-import type { IngestOutcome } from '../../../ingest/pipeline.js';
+import { ForbiddenDeviceError, TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
+import type { IngestOutcome, WriteOptions } from '../../../ingest/pipeline.js';
 import type { ReadingShape } from '../../../ingest/shape.js';
+import { writablePrefix } from '../../access.js';
 import { HttpError } from '../../errors.js';
 import { errorReplies, reply as doc, TallyErrorForm } from '../../docs.js';
 import { limitReadings } from '../../limits.js';
@@ -51,7 +52,14 @@ const Body = {
 const Outcome_ = Type.Object({
   accepted: Type.Integer({ description: 'readings stored' }),
   duplicates: Type.Integer({ description: 'readings already stored (first write wins); nothing changed' }),
-  rejected: Type.Array(Type.Object({ index: Type.Integer(), field: Type.String(), message: Type.String() })),
+  rejected: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      field: Type.String(),
+      message: Type.String(),
+      status: Type.Integer({ description: '400: the reading is invalid; 403: the key may not write its device' }),
+    }),
+  ),
   rejected_total: Type.Optional(Type.Integer({ description: 'present when more were rejected than listed (1,000)' })),
 });
 const rejectedExample = { index: 1, field: 'ts', message: 'ts is a number: pass ?precision=s, ms or us to say its unit' };
@@ -84,11 +92,14 @@ class Outcome {
   duplicates = 0;
   total = 0;
   rejectedTotal = 0;
-  readonly rejected: Array<{ index: number; field: string; message: string }> = [];
+  forbiddenTotal = 0;
+  readonly rejected: Array<{ index: number; field: string; message: string; status: number }> = [];
 
-  reject(index: number, error: ValidationError): void {
+  reject(index: number, error: ValidationError | ForbiddenDeviceError): void {
     this.rejectedTotal++;
-    if (this.rejected.length < MAX_LISTED_REJECTIONS) this.rejected.push({ index, field: error.field, message: error.message });
+    const status = error instanceof ForbiddenDeviceError ? 403 : 400;
+    if (status === 403) this.forbiddenTotal++;
+    if (this.rejected.length < MAX_LISTED_REJECTIONS) this.rejected.push({ index, field: error.field, message: error.message, status });
   }
 
   /** Adds a write's outcome; `indexOf` maps the write's item index to the request's. */
@@ -100,17 +111,22 @@ class Outcome {
 
   send(reply: FastifyReply, atomic: boolean): FastifyReply {
     // An atomic request with any rejection stored nothing: that is a 400, not a partial 207.
-    const status = this.rejectedTotal === 0 ? 200 : atomic || this.rejectedTotal === this.total ? 400 : 207;
+    // Every reading refused for its device: the key was the problem, a 403.
+    const status =
+      this.rejectedTotal === 0 ? 200 : this.forbiddenTotal === this.total ? 403 : atomic || this.rejectedTotal === this.total ? 400 : 207;
     const body: Record<string, unknown> = { accepted: this.accepted, duplicates: this.duplicates, rejected: this.rejected };
     if (this.rejectedTotal > this.rejected.length) body.rejected_total = this.rejectedTotal;
     return reply.code(status).send(body);
   }
 }
 
-async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, reply: FastifyReply) {
+/** What every write of a request says: its surface, and its key's devices. */
+type RequestWrite = Pick<WriteOptions, 'surface' | 'devicePrefix'>;
+
+async function ingestArray(items: unknown[], query: Query, deps: SurfaceDeps, reply: FastifyReply, base: RequestWrite) {
   const outcome = new Outcome();
   outcome.total = items.length;
-  outcome.add(await deps.ingest.write(items, shapeFor(query.precision), { atomic: query.atomic, surface: 'v1' }));
+  outcome.add(await deps.ingest.write(items, shapeFor(query.precision), { ...base, atomic: query.atomic }));
   return outcome.send(reply, query.atomic);
 }
 
@@ -139,7 +155,7 @@ async function* lines(stream: Readable): AsyncGenerator<string> {
  * next is parsed (never more, which is what bounds memory). An atomic request is checked whole
  * first (it is bounded by maxReadings) and written only if nothing was rejected.
  */
-async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, reply: FastifyReply) {
+async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, reply: FastifyReply, base: RequestWrite) {
   const outcome = new Outcome();
   const shape = shapeFor(query.precision);
   let items: unknown[] = [];
@@ -151,7 +167,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
   const commit = async (chunk: unknown[], lines: number[]) => {
     await committing;
     if (commitError !== undefined) throw commitError;
-    committing = deps.ingest.write(chunk, shape, { surface: 'v1' }).then(
+    committing = deps.ingest.write(chunk, shape, base).then(
       (result) => outcome.add(result, (k) => lines[k]!),
       (error: unknown) => {
         commitError = error;
@@ -192,7 +208,7 @@ async function ingestNdjson(stream: Readable, query: Query, deps: SurfaceDeps, r
   if (outcome.total === 0) throw new ValidationError('body', 'body holds no readings');
   if (query.atomic) {
     const lines = lineOf;
-    const result = await deps.ingest.write(items, shape, { atomic: true, checkOnly: outcome.rejectedTotal > 0, surface: 'v1' });
+    const result = await deps.ingest.write(items, shape, { ...base, atomic: true, checkOnly: outcome.rejectedTotal > 0 });
     outcome.add(result, (k) => lines[k]!);
   } else {
     await commit(items, lineOf);
@@ -209,6 +225,7 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
   app.post<{ Querystring: Query; Body: unknown }>(
     '/v1/readings',
     {
+      config: { access: 'ingest' },
       schema: {
         tags: ['v1'],
         summary: 'Store readings of many devices (JSON array or NDJSON)',
@@ -232,12 +249,13 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
     },
     async (request, reply) => {
       const body = request.body;
+      const base: RequestWrite = { surface: 'v1', devicePrefix: writablePrefix(request) };
       if (Array.isArray(body)) {
         if (body.length === 0) throw new ValidationError('body', 'body holds no readings');
-        return ingestArray(body, request.query, deps, reply);
+        return ingestArray(body, request.query, deps, reply, base);
       }
       if (request.headers['content-type']?.startsWith('application/x-ndjson')) {
-        return ingestNdjson(body as Readable, request.query, deps, reply);
+        return ingestNdjson(body as Readable, request.query, deps, reply, base);
       }
       throw new ValidationError('body', 'body must be a JSON array of readings {device_id, ts, count?, payload?}, or NDJSON');
     },

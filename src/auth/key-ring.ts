@@ -1,0 +1,119 @@
+import { timingSafeEqual } from 'node:crypto';
+import { keyId, keyMatches, type ApiKeyRecord, type Scope } from '../domain/api-key.js';
+import type { KeyStore } from '../store/types.js';
+
+/** Who a request acts as, once its key is known. */
+export interface Principal {
+  /** The key's name: what logs say, never the key. */
+  readonly name: string;
+  readonly scopes: readonly Scope[];
+  /** Only devices whose id starts with this; null for every device. */
+  readonly devicePrefix: string | null;
+}
+
+export type Authentication =
+  | { readonly ok: true; readonly principal: Principal }
+  /** `name` is the key's when the id was known (a revoked key, a wrong secret), for the log. */
+  | { readonly ok: false; readonly reason: 'malformed' | 'unknown' | 'revoked'; readonly name?: string };
+
+export interface KeyRingOptions {
+  /** How often the keys are read again: a key created or revoked on any node counts within this. */
+  readonly refreshMs?: number;
+  /** How often last-used times are written back. */
+  readonly flushMs?: number;
+  /** TALLY_ADMIN_TOKEN, kept working as an admin credential named after the variable. */
+  readonly adminToken?: string;
+  /** Told when a refresh or flush fails; the ring keeps the keys it had. */
+  readonly onError?: (err: unknown, doing: string) => void;
+}
+
+const ADMIN_TOKEN_PRINCIPAL: Principal = { name: 'TALLY_ADMIN_TOKEN', scopes: ['admin'], devicePrefix: null };
+
+/**
+ * The keys in memory, read again from the store every `refreshMs` (off the request path): a
+ * request's key check is a map lookup and one SHA-256, never a query. Last-used times are kept in
+ * memory and written back every `flushMs`, one statement for all the keys used.
+ */
+export class KeyRing {
+  private byId = new Map<string, ApiKeyRecord>();
+  private active = 0;
+  private used = new Map<string, number>();
+  private readonly adminToken: Buffer | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly options: KeyRingOptions = {},
+  ) {
+    this.adminToken = options.adminToken === undefined ? undefined : Buffer.from(options.adminToken);
+  }
+
+  /** Reads the keys now; rejects when the store cannot list them. */
+  async load(): Promise<void> {
+    const keys = await this.store.listKeys();
+    const byId = new Map<string, ApiKeyRecord>();
+    let active = 0;
+    for (const key of keys) {
+      byId.set(key.id, key);
+      if (key.revokedUs === null) active++;
+    }
+    this.byId = byId;
+    this.active = active;
+  }
+
+  /** Starts refreshing and flushing in the background. */
+  start(): void {
+    const { refreshMs = 500, flushMs = 10_000 } = this.options;
+    this.refreshTimer = setInterval(() => {
+      this.refreshing ??= this.load()
+        .catch((err) => this.options.onError?.(err, 'reading the API keys'))
+        .finally(() => (this.refreshing = undefined));
+    }, refreshMs).unref();
+    this.flushTimer = setInterval(() => void this.flush(), flushMs).unref();
+  }
+
+  /** Keys that are not revoked, as of the last refresh. */
+  get activeKeys(): number {
+    return this.active;
+  }
+
+  authenticate(presented: string, nowUs: number): Authentication {
+    const id = keyId(presented);
+    if (id === undefined) {
+      if (this.adminToken !== undefined && sameBytes(Buffer.from(presented), this.adminToken)) return { ok: true, principal: ADMIN_TOKEN_PRINCIPAL };
+      return { ok: false, reason: 'malformed' };
+    }
+    const record = this.byId.get(id);
+    if (record === undefined) return { ok: false, reason: 'unknown' };
+    if (!keyMatches(record, presented)) return { ok: false, reason: 'unknown', name: record.name };
+    if (record.revokedUs !== null) return { ok: false, reason: 'revoked', name: record.name };
+    this.used.set(record.id, nowUs);
+    return { ok: true, principal: record };
+  }
+
+  /** Writes the last-used times gathered since the previous flush. */
+  async flush(): Promise<void> {
+    if (this.used.size === 0) return;
+    const used = [...this.used];
+    this.used = new Map();
+    try {
+      await this.store.writeKeys({ kind: 'touch', used });
+    } catch (err) {
+      this.options.onError?.(err, 'recording when keys were last used');
+    }
+  }
+
+  /** Stops the timers and writes the last-used times one last time (before the store closes). */
+  async close(): Promise<void> {
+    clearInterval(this.refreshTimer);
+    clearInterval(this.flushTimer);
+    await this.refreshing;
+    await this.flush();
+  }
+}
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
