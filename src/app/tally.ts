@@ -69,8 +69,8 @@ export function isLoopback(host: string): boolean {
  * Secure by default: a server others can reach must not start open by accident. Refused unless
  * auth is explicitly off, or a credential exists that the mode honours.
  */
-function checkExposure(config: Config, activeKeys: number): void {
-  if (config.auth === 'off' || isLoopback(config.host) || activeKeys > 0) return;
+function checkExposure(config: Config, anyKeys: boolean): void {
+  if (config.auth === 'off' || isLoopback(config.host) || anyKeys) return;
   if (config.auth === 'on' && config.adminToken !== undefined) return;
   throw new ConfigError(
     `${SETTINGS.host.env}=${config.host} is reachable from other machines and no API key exists: create one first ` +
@@ -88,7 +88,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   });
   try {
     await keys.load();
-    checkExposure(config, keys.activeKeys);
+    checkExposure(config, keys.anyKeys);
   } catch (err) {
     await backend.close();
     throw err;

@@ -36,7 +36,6 @@ const ADMIN_TOKEN_PRINCIPAL: Principal = { name: 'TALLY_ADMIN_TOKEN', scopes: ['
  */
 export class KeyRing {
   private byId = new Map<string, ApiKeyRecord>();
-  private active = 0;
   private used = new Map<string, number>();
   private readonly adminToken: Buffer | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -53,14 +52,7 @@ export class KeyRing {
   /** Reads the keys now; rejects when the store cannot list them. */
   async load(): Promise<void> {
     const keys = await this.store.listKeys();
-    const byId = new Map<string, ApiKeyRecord>();
-    let active = 0;
-    for (const key of keys) {
-      byId.set(key.id, key);
-      if (key.revokedUs === null) active++;
-    }
-    this.byId = byId;
-    this.active = active;
+    this.byId = new Map(keys.map((key) => [key.id, key]));
   }
 
   /** Starts refreshing and flushing in the background. */
@@ -74,9 +66,12 @@ export class KeyRing {
     this.flushTimer = setInterval(() => void this.flush(), flushMs).unref();
   }
 
-  /** Keys that are not revoked, as of the last refresh. */
-  get activeKeys(): number {
-    return this.active;
+  /**
+   * Whether any key was ever created, revoked ones included (as of the last refresh): revoking
+   * the last key must not open a server that `auto` had closed.
+   */
+  get anyKeys(): boolean {
+    return this.byId.size > 0;
   }
 
   authenticate(presented: string, nowUs: number): Authentication {

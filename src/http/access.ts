@@ -79,7 +79,7 @@ export function enforceAccess(app: FastifyInstance, options: AccessOptions): voi
     const access = accessOf(request);
     if (access === 'open') return;
     // Admin routes delete data: they need an admin key whatever the mode.
-    const enforced = access === 'admin' || mode === 'on' || (mode === 'auto' && keys.activeKeys > 0);
+    const enforced = access === 'admin' || mode === 'on' || (mode === 'auto' && keys.anyKeys);
     const presented = presentedKey(request);
     if (presented === undefined) {
       if (enforced) throw new HttpError(401, 'Unauthorized', `this endpoint needs a key with the ${access} scope: ${HOW_TO_GET_A_KEY}`);

@@ -24,8 +24,8 @@ export const AsSent = Type.Unsafe<unknown>({ description: 'as sent' });
 /** What each error status means, wherever a route can answer it. */
 const ERROR_MEANINGS: Record<number, string> = {
   400: 'Invalid input: the body or a parameter breaks a rule; the message names the field',
-  401: 'No valid credentials for a route that needs them',
-  403: 'The credentials do not allow this route (or it is disabled)',
+  401: 'No valid API key, where one is needed (see README, Security); with a WWW-Authenticate header',
+  403: "The key lacks the route's scope, or is bound to devices other than the one asked for",
   404: 'No such device (or route)',
   413: 'The body, or the number of readings in it, is over the limit',
   415: 'The Content-Type is not one this route accepts',
@@ -40,18 +40,24 @@ export interface ErrorForm {
 
 const EXAMPLES: Record<number, [string, string]> = {
   400: ['InvalidInput', 'readings[0].timestamp must be an RFC 3339 timestamp with a zone'],
-  401: ['Unauthorized', 'this endpoint needs the header Authorization: Bearer <TALLY_ADMIN_TOKEN>'],
-  403: ['Forbidden', 'admin endpoints are disabled: set TALLY_ADMIN_TOKEN to enable them'],
+  401: ['Unauthorized', 'the key is not valid'],
+  403: ['Forbidden', 'the key "gateway-7" lacks the read scope this endpoint needs'],
   404: ['NotFound', 'device "meter-9" not found'],
   413: ['PayloadTooLarge', 'Request body is too large'],
   415: ['UnsupportedMediaType', 'Unsupported Media Type: text/plain'],
   503: ['QueueFull', 'the write queue is full (100000 readings waiting); retry shortly'],
 };
 
-/** Response entries documenting the error statuses a route can answer, in its surface's form. */
+/** What any route that needs a key can answer, whatever else it does. */
+const ACCESS_ERRORS = [401, 403] as const;
+
+/**
+ * Response entries documenting the error statuses a route can answer, in its surface's form, and
+ * the access errors every route but the open ones (ping, probes, the root) can answer.
+ */
 export function errorReplies(form: ErrorForm, statuses: readonly number[]): Record<number, TSchema> {
   return Object.fromEntries(
-    statuses.map((status) => {
+    [...new Set([...statuses, ...ACCESS_ERRORS])].sort().map((status) => {
       const [code, message] = EXAMPLES[status]!;
       return [status, reply(ERROR_MEANINGS[status]!, form.schema, form.example(status, code, message))];
     }),

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { InvalidCursorError, StorageUnavailableError } from '../../src/domain/errors.js';
+import { issueKey } from '../../src/domain/api-key.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { formatUtc, parseTimestamp } from '../../src/domain/timestamp.js';
 import type {
@@ -1010,6 +1011,60 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         const history = await store().deviceReadings('r1', { order: 'asc', limit: 1 });
         expect(history.nextCursor).not.toBeNull();
         await expect(records(2, history.nextCursor!)).rejects.toBeInstanceOf(InvalidCursorError);
+      });
+
+      test('with a prefix: only those devices, paged the same way; a cursor is bound to its prefix', async () => {
+        const everything = (await records(100)).items;
+        const r2 = (await store().listRecords({ limit: 100, prefix: 'r2' })).items;
+        expect(r2.map(key)).toEqual(everything.filter((r) => r.deviceId.startsWith('r2')).map(key));
+        const walked: string[] = [];
+        let page = await store().listRecords({ limit: 2, prefix: 'r2' });
+        for (let i = 0; i < 20; i++) {
+          walked.push(...page.items.map(key));
+          if (page.nextCursor === null) break;
+          page = await store().listRecords({ limit: 2, prefix: 'r2', cursor: page.nextCursor });
+        }
+        expect(walked).toEqual(r2.map(key));
+        expect((await store().listRecords({ limit: 10, prefix: 'zz' })).items).toEqual([]);
+        const unprefixed = await records(2);
+        await expect(store().listRecords({ limit: 2, prefix: 'r2', cursor: unprefixed.nextCursor! })).rejects.toBeInstanceOf(InvalidCursorError);
+      });
+    });
+
+    describe('API keys', () => {
+      const store = sharedStore(open);
+      const created = Date.UTC(2026, 0, 1) * 1000;
+
+      test('created, listed (revoked ones too), revoked by name; a name is unique among active keys', async () => {
+        const name = dev('gateway');
+        const first = issueKey(name, ['ingest', 'read'], 'meter-', created);
+        expect(await store().writeKeys({ kind: 'create', record: first.record })).toBe(true);
+        const listed = (await store().listKeys()).find((k) => k.id === first.record.id);
+        expect(listed).toEqual(first.record);
+        // The key itself is never stored: only its hash.
+        expect(JSON.stringify(await store().listKeys())).not.toContain(first.key);
+
+        const again = issueKey(name, ['read'], null, created + 1);
+        expect(await store().writeKeys({ kind: 'create', record: again.record })).toBe(false);
+        expect(await store().writeKeys({ kind: 'revoke', name, nowUs: created + 2 })).toBe(true);
+        expect(await store().writeKeys({ kind: 'revoke', name, nowUs: created + 3 })).toBe(false);
+        expect((await store().listKeys()).find((k) => k.id === first.record.id)?.revokedUs).toBe(created + 2);
+        // Revoked, the name may be issued again.
+        expect(await store().writeKeys({ kind: 'create', record: again.record })).toBe(true);
+        const mine = (await store().listKeys()).filter((k) => k.name === name);
+        expect(mine.map((k) => [k.scopes, k.devicePrefix, k.revokedUs === null])).toEqual([
+          [['ingest', 'read'], 'meter-', false],
+          [['read'], null, true],
+        ]);
+      });
+
+      test('last-used times only move forward; unknown ids are ignored', async () => {
+        const { record } = issueKey(dev('used'), ['admin'], null, created);
+        await store().writeKeys({ kind: 'create', record });
+        await store().writeKeys({ kind: 'touch', used: [[record.id, created + 100], ['000000000000', created]] });
+        await store().writeKeys({ kind: 'touch', used: [[record.id, created + 50]] });
+        expect((await store().listKeys()).find((k) => k.id === record.id)?.lastUsedUs).toBe(created + 100);
+        expect(await store().writeKeys({ kind: 'revoke', name: dev('nobody'), nowUs: created })).toBe(false);
       });
     });
 

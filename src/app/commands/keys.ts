@@ -35,7 +35,8 @@ function scopesOf(values: readonly string[] | undefined): Scope[] {
   for (const scope of scopes) {
     if (!(SCOPES as readonly string[]).includes(scope)) throw new ConfigError(`--scope must be one of ${SCOPES.join(', ')}, got ${JSON.stringify(scope)}`);
   }
-  return [...new Set(scopes)] as Scope[];
+  // In one order whatever the order given, so listings compare.
+  return SCOPES.filter((s) => scopes.includes(s));
 }
 
 const iso = (us: number | null): string => (us === null ? '-' : new Date(Math.floor(us / 1000)).toISOString());

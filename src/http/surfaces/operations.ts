@@ -1,7 +1,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Type } from 'typebox';
 import type { Health } from '../../observability/health.js';
-import { reply as doc } from '../docs.js';
+import { errorReplies, reply as doc, TallyErrorForm } from '../docs.js';
 
 /** What the operations routes read: the metrics' exposition and the health checks. */
 export interface OperationsDeps {
@@ -37,6 +37,7 @@ export const operationsSurface: FastifyPluginCallback<OperationsDeps> = (app, de
             description: 'The metrics',
             content: { 'text/plain': { schema: { type: 'string', examples: ['tally_readings_accepted_total{transport="http",surface="v1"} 42\n'] } } },
           },
+          ...errorReplies(TallyErrorForm, []),
         },
       },
     },

@@ -78,6 +78,7 @@ export const recordsSurface: FastifyPluginCallback<SurfaceDeps> = (app, deps, do
         }),
         { size: 0, queued: 0, writing: 0, threshold: 20000, limit: 100000, records: [] },
       ),
+      ...errorReplies(TallyErrorForm, []),
     },
   };
   // The queue holds every device's readings: not for device-bound keys.

@@ -139,7 +139,6 @@ export const v1ExportRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, don
         tags: ['v1'],
         summary: 'Every reading in a range, device by device, as NDJSON or CSV (streamed)',
         querystring: ExportQuery,
-        produces: ['application/x-ndjson', 'text/csv'],
         response: {
           200: { description: 'NDJSON: a /v1 reading per line; CSV: device_id, ts, count, payload.<field>...', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } },
           ...errorReplies(TallyErrorForm, [400]),

@@ -62,7 +62,7 @@ const Outcome_ = Type.Object({
   ),
   rejected_total: Type.Optional(Type.Integer({ description: 'present when more were rejected than listed (1,000)' })),
 });
-const rejectedExample = { index: 1, field: 'ts', message: 'ts is a number: pass ?precision=s, ms or us to say its unit' };
+const rejectedExample = { index: 1, field: 'ts', message: 'ts is a number: pass ?precision=s, ms or us to say its unit', status: 400 };
 
 /** Most rejections listed in one response; `rejected_total` still counts them all. */
 const MAX_LISTED_REJECTIONS = 1000;
@@ -242,6 +242,11 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
             'Every reading rejected (or atomic=true and any was): the outcome body, nothing stored; or a request-level error {"error":{...}}',
             Type.Union([Outcome_, TallyErrorForm.schema]),
             { accepted: 0, duplicates: 0, rejected: [rejectedExample] },
+          ),
+          403: doc(
+            "Every reading was of a device the key may not write (per reading status 403); or the key lacks the ingest scope {\"error\":{...}}",
+            Type.Union([Outcome_, TallyErrorForm.schema]),
+            { accepted: 0, duplicates: 0, rejected: [{ index: 0, field: 'device_id', message: 'device_id "6b-meter" is not a device this key may write', status: 403 }] },
           ),
         },
       },
