@@ -12,6 +12,7 @@
  *                    [--single-connections 100] [--batch-connections 10] [--ndjson-connections 4]
  *                    [--devices-connections 8] [--device-count 100000] [--passes 3] [--cpu-prof DIR]
  *   npm run bench -- --mqtt [bench/mqtt.ts's flags]     the MQTT benchmark instead (as npm run bench:mqtt)
+ *   npm run bench -- --auth [bench/auth.ts's flags]     what a key check costs (open against keyed)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,11 +39,12 @@ import {
 import { devicesScenario, storedTotals } from './v1.js';
 import { AckTracker, makeDevices, makeNdjsonWorkload, makeWorkload, type Workload } from './workload.js';
 
-// `npm run bench -- --mqtt [flags]` is the MQTT benchmark (bench/mqtt.ts, its own flags), run in
-// place of everything below: a process of its own, as `npm run bench:mqtt` runs it.
-if (process.argv.includes('--mqtt')) {
-  const rest = process.argv.slice(2).filter((arg) => arg !== '--mqtt');
-  const { status } = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./mqtt.ts', import.meta.url)), ...rest], { stdio: 'inherit' });
+// `npm run bench -- --mqtt|--auth [flags]` runs bench/mqtt.ts or bench/auth.ts (their own flags) in
+// place of everything below: a process of its own, as `npm run bench:mqtt` runs the first.
+for (const [flag, script] of [['--mqtt', './mqtt.ts'], ['--auth', './auth.ts']] as const) {
+  if (!process.argv.includes(flag)) continue;
+  const rest = process.argv.slice(2).filter((arg) => arg !== flag);
+  const { status } = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(script, import.meta.url)), ...rest], { stdio: 'inherit' });
   process.exit(status ?? 1);
 }
 

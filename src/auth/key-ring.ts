@@ -35,7 +35,8 @@ const ADMIN_TOKEN_PRINCIPAL: Principal = { name: 'TALLY_ADMIN_TOKEN', scopes: ['
  * memory and written back every `flushMs`, one statement for all the keys used.
  */
 export class KeyRing {
-  private byId = new Map<string, ApiKeyRecord>();
+  /** Each key by its public id, with its hash decoded once rather than per request. */
+  private byId = new Map<string, { readonly record: ApiKeyRecord; readonly digest: Buffer }>();
   private used = new Map<string, number>();
   private readonly adminToken: Buffer | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -52,7 +53,7 @@ export class KeyRing {
   /** Reads the keys now; rejects when the store cannot list them. */
   async load(): Promise<void> {
     const keys = await this.store.listKeys();
-    this.byId = new Map(keys.map((key) => [key.id, key]));
+    this.byId = new Map(keys.map((record) => [record.id, { record, digest: Buffer.from(record.hash, 'hex') }]));
   }
 
   /** Starts refreshing and flushing in the background. */
@@ -80,9 +81,10 @@ export class KeyRing {
       if (this.adminToken !== undefined && sameBytes(Buffer.from(presented), this.adminToken)) return { ok: true, principal: ADMIN_TOKEN_PRINCIPAL };
       return { ok: false, reason: 'malformed' };
     }
-    const record = this.byId.get(id);
-    if (record === undefined) return { ok: false, reason: 'unknown' };
-    if (!keyMatches(record, presented)) return { ok: false, reason: 'unknown', name: record.name };
+    const entry = this.byId.get(id);
+    if (entry === undefined) return { ok: false, reason: 'unknown' };
+    const record = entry.record;
+    if (!keyMatches(entry.digest, presented)) return { ok: false, reason: 'unknown', name: record.name };
     if (record.revokedUs !== null) return { ok: false, reason: 'revoked', name: record.name };
     this.used.set(record.id, nowUs);
     return { ok: true, principal: record };

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * What a key lets its holder do. `admin` includes the other two (an operator's key), so a scope
@@ -36,8 +36,9 @@ export interface IssuedKey {
  */
 const KEY_FORM = /^tally_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 
+/** SHA-256 of a key, hex: what the store keeps. (crypto.hash, one call: a third of createHash's cost.) */
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex');
 }
 
 /** A new key and its record; the caller stores the record and shows the key once. */
@@ -52,10 +53,9 @@ export function keyId(presented: string): string | undefined {
   return KEY_FORM.exec(presented)?.[1];
 }
 
-/** Whether `presented` is the key `record` was issued for, compared in constant time. */
-export function keyMatches(record: ApiKeyRecord, presented: string): boolean {
-  const expected = Buffer.from(record.hash, 'hex');
-  const given = createHash('sha256').update(presented).digest();
+/** Whether `presented` hashes to `expected` (a record's hash, decoded), compared in constant time. */
+export function keyMatches(expected: Buffer, presented: string): boolean {
+  const given = hash('sha256', presented, 'buffer') as unknown as Buffer;
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
