@@ -11,6 +11,7 @@ import { TimedStore } from '../observability/timed-store.js';
 import { openStore } from '../store/index.js';
 import type { TelemetryStore } from '../store/types.js';
 import type { Config } from './config.js';
+import { Maintenance } from './maintenance.js';
 
 /** A running Tally: the HTTP server, the pipeline and the store, wired together. */
 export interface Tally {
@@ -24,6 +25,8 @@ export interface Tally {
   readonly batcher: GroupCommitBatcher;
   /** Present when TALLY_RETENTION is set. */
   readonly pruner: RetentionPruner | undefined;
+  /** Present when TALLY_AUDIT_EVERY or TALLY_BACKUP_EVERY is set: the scheduled audit and backups. */
+  readonly maintenance: Maintenance | undefined;
   /** Present when TALLY_MQTT_URL is set: the subscriber (its `ready()` resolves once subscribed). */
   readonly mqtt: MqttIngest | undefined;
   /** Starts listening; resolves with the address, e.g. http://127.0.0.1:8080. */
@@ -93,6 +96,11 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       onError: (err) => server.log.error({ err }, 'retention sweep failed'),
     });
   pruner?.start();
+  const maintenance =
+    config.audit !== undefined || config.backups !== undefined
+      ? new Maintenance(store, metrics, server.log.child({ task: 'maintenance' }), config)
+      : undefined;
+  maintenance?.start();
   // Connects in the background (and reconnects): a broker that is down does not keep HTTP from starting.
   const mqtt =
     config.mqtt &&
@@ -110,6 +118,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         ['http', () => closeHttp(server)],
         ['mqtt', async () => mqtt?.stop()],
         ['retention', async () => pruner?.stop()],
+        ['maintenance', async () => maintenance?.stop()],
         ['batcher', () => batcher.close()],
         ['store', () => store.close()],
         ['health', async () => health.close()],
@@ -130,6 +139,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     ingest,
     batcher,
     pruner,
+    maintenance,
     mqtt,
     listen: () => server.listen({ host: config.host, port: config.port }),
     close,
