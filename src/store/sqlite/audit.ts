@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { LIMITS } from '../../domain/reading.js';
 import { AuditTally, RecomputedSummary } from '../audit.js';
@@ -50,6 +51,7 @@ interface ChunkRow {
 
 /** A connection for auditing a file another process may be writing: it must exist, and nothing is written through it. */
 export function openForAudit(file: string): Database.Database {
+  if (!existsSync(file)) throw new Error(`${file} does not exist: no store to audit`);
   const db = new Database(file, { fileMustExist: true });
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
