@@ -193,7 +193,10 @@ function checkJournal(db: Database.Database, tally: AuditTally): void {
 function storeCheck(db: Database.Database, options: AuditOptions, tally: AuditTally): string {
   const pragma = options.full ? 'integrity_check' : 'quick_check';
   try {
-    const lines = db.prepare(`PRAGMA ${pragma}(${STORE_CHECK_LINES})`).pluck().all() as string[];
+    // A row may hold several problems, one a line, under a `*** in database main ***` heading.
+    const lines = (db.prepare(`PRAGMA ${pragma}(${STORE_CHECK_LINES})`).pluck().all() as string[])
+      .flatMap((row) => row.split('\n'))
+      .filter((line) => line !== '' && !line.startsWith('***'));
     if (lines.length === 1 && lines[0] === 'ok') return `${pragma}: ok`;
     for (const line of lines) tally.mismatch(null, `${pragma}: ${line}`);
     return `${pragma}: ${lines.length} problem${lines.length === 1 ? '' : 's'}`;
