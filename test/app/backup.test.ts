@@ -150,8 +150,11 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
       const exists = await cli(['restore', good], env);
       expect(exists.status).toBe(1);
       expect(exists.stderr).toMatch(/tally\.db exists; pass --force to replace the database with the backup\n$/);
+      // A WAL left beside the old store (a crash) would be replayed into the restored file: it must go.
+      writeFileSync(join(target.dir, 'tally.db-wal'), 'stale');
       const forced = await cli(['restore', good, '--force'], env);
       expect(forced.status).toBe(0);
+      expect(existsSync(join(target.dir, 'tally.db-wal'))).toBe(false);
       const back = await startTally({ TALLY_STORE: '', TALLY_DATA_DIR: target.dir });
       try {
         expect(await back.tally.store.getDevice('only-in-old')).toBeUndefined();
