@@ -72,8 +72,11 @@ export class Maintenance {
         }
         return report;
       } catch (err) {
-        this.metrics.auditFinished({ error: err });
-        this.log.error({ err }, 'audit failed');
+        if (this.stopped) this.log.warn('audit abandoned: Tally is shutting down');
+        else {
+          this.metrics.auditFinished({ error: err });
+          this.log.error({ err }, 'audit failed');
+        }
         throw err;
       }
     });
@@ -91,8 +94,11 @@ export class Maintenance {
         this.log.info({ backup: { file: result.file, bytes: result.bytes, durationMs: Math.round(result.durationMs), removed } }, 'backup written and checked');
         return result;
       } catch (err) {
-        this.metrics.backupFinished({ error: err });
-        this.log.error({ err }, 'backup failed');
+        if (this.stopped) this.log.warn('backup abandoned: Tally is shutting down (its temporary file goes at the next backup)');
+        else {
+          this.metrics.backupFinished({ error: err });
+          this.log.error({ err }, 'backup failed');
+        }
         throw err;
       }
     });
