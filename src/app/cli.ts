@@ -31,6 +31,13 @@ Commands:
            that will not come back, or of its connections <from> and up; see README, MQTT
   migrate  bring the store's schema up to date, then exit
 ${KEYS_HELP}
+  audit [--full] [--json]
+           check every device summary against its readings, every stored reading decodes, and the
+           store's own check (SQLite quick_check; --full: integrity_check); exit 1 on any mismatch
+  backup <file> [--force]
+           SQLite: a consistent, checked copy of the store while it serves (PostgreSQL: use pg_dump)
+  restore <file> [--force]
+           SQLite: check a backup and put it in place as the store (Tally stopped; --force replaces one)
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -89,6 +96,9 @@ async function main(args: string[]): Promise<void> {
     process.exitCode = await keysCommand(rest, (text) => process.stdout.write(text));
     return;
   }
+  if (command === 'audit') return (await import('./commands/audit.js')).auditCommand(rest);
+  if (command === 'backup') return (await import('./commands/backup.js')).backupCommand(rest);
+  if (command === 'restore') return (await import('./commands/restore.js')).restoreCommand(rest);
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
@@ -36,6 +36,10 @@ export interface Config {
   readonly mqtt?: MqttConfig;
   /** How InfluxDB line protocol maps onto readings. */
   readonly lineProtocol: LineProtocolMapping;
+  /** TALLY_AUDIT_EVERY: the server audits the store this often; undefined: never. */
+  readonly audit?: { readonly everyMs: number; readonly label: string };
+  /** TALLY_BACKUP_EVERY (SQLite): the server writes a backup this often into `dir`, keeping the newest `keep`. */
+  readonly backups?: { readonly everyMs: number; readonly label: string; readonly dir: string; readonly keep: number };
 }
 
 interface Setting {
@@ -63,6 +67,10 @@ export const SETTINGS = {
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'a static admin credential beside the keys (prefer `tally keys create --scope admin`)' },
   lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
   lpCountField: { env: 'TALLY_LP_COUNT_FIELD', flag: 'lp-count-field', fallback: 'count', help: "line protocol: the integer field that is the reading's count" },
+  auditEvery: { env: 'TALLY_AUDIT_EVERY', flag: 'audit-every', fallback: '', help: 'audit the store in the server this often, e.g. 24h (as tally audit); empty: never' },
+  backupEvery: { env: 'TALLY_BACKUP_EVERY', flag: 'backup-every', fallback: '', help: 'SQLite: write a checked backup this often, e.g. 6h; empty: never' },
+  backupDir: { env: 'TALLY_BACKUP_DIR', flag: 'backup-dir', fallback: '<store dir>/backups', help: 'where scheduled backups go (best on another disk)' },
+  backupKeep: { env: 'TALLY_BACKUP_KEEP', flag: 'backup-keep', fallback: '7', help: 'scheduled backups kept; older ones are deleted' },
   ...MQTT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
@@ -146,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (adminToken.length < 16) throw new ConfigError(`${tokenName} must be at least 16 characters`);
     config = { ...config, adminToken };
   }
+  config = { ...config, ...maintenanceConfig(read, config.store) };
   const mqtt = mqttConfig(read);
   if (mqtt !== undefined) config = { ...config, mqtt };
   if (config.queueLimit < config.maxReadings) {
@@ -154,4 +163,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     );
   }
   return Object.freeze(config);
+}
+
+/** Longest schedule: Node's timers hold at most 2^31 - 1 ms (24.8 days). */
+const LONGEST_EVERY_MS = 24 * 86_400_000;
+
+function every(name: string, raw: string): { everyMs: number; label: string } {
+  let us: number;
+  try {
+    us = parseDuration(raw, name);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ConfigError(err.message);
+    throw err;
+  }
+  const everyMs = Math.max(1, Math.round(us / 1000));
+  if (everyMs > LONGEST_EVERY_MS) throw new ConfigError(`${name} must be at most 24d, got ${raw}`);
+  return { everyMs, label: raw };
+}
+
+/** The scheduled audit and backups (TALLY_AUDIT_EVERY, TALLY_BACKUP_*). */
+function maintenanceConfig(read: (key: SettingName) => [string, string], store: StoreConfig): Pick<Config, 'audit' | 'backups'> {
+  const out: { audit?: Config['audit']; backups?: Config['backups'] } = {};
+  const [auditName, auditRaw] = read('auditEvery');
+  if (auditRaw !== '') out.audit = every(auditName, auditRaw);
+  const [backupName, backupRaw] = read('backupEvery');
+  const keep = integer(...read('backupKeep'), 1, 10_000);
+  if (backupRaw !== '') {
+    if (store.backend !== 'sqlite') {
+      throw new ConfigError(`${backupName} backs up SQLite stores; for PostgreSQL use pg_dump or a streaming replica (README: Backups and restore)`);
+    }
+    const [dirName, dirRaw] = read('backupDir');
+    const dir = dirRaw === SETTINGS.backupDir.fallback ? join(dirname(store.sqlite.file), 'backups') : nonEmpty(dirName, dirRaw);
+    out.backups = { ...every(backupName, backupRaw), dir: resolve(dir), keep };
+  }
+  return out;
 }

@@ -12,6 +12,7 @@ import { TimedStore } from '../observability/timed-store.js';
 import { openStore } from '../store/index.js';
 import type { TelemetryStore } from '../store/types.js';
 import { ConfigError, SETTINGS, type Config } from './config.js';
+import { Maintenance } from './maintenance.js';
 
 /** A running Tally: the HTTP server, the pipeline and the store, wired together. */
 export interface Tally {
@@ -27,6 +28,8 @@ export interface Tally {
   readonly pruner: RetentionPruner | undefined;
   /** The API keys in memory, refreshed from the store. */
   readonly keys: KeyRing;
+  /** Present when TALLY_AUDIT_EVERY or TALLY_BACKUP_EVERY is set: the scheduled audit and backups. */
+  readonly maintenance: Maintenance | undefined;
   /** Present when TALLY_MQTT_URL is set: the subscriber (its `ready()` resolves once subscribed). */
   readonly mqtt: MqttIngest | undefined;
   /** Starts listening; resolves with the address, e.g. http://127.0.0.1:8080. */
@@ -128,6 +131,11 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     });
   pruner?.start();
   keys.start();
+  const maintenance =
+    config.audit !== undefined || config.backups !== undefined
+      ? new Maintenance(store, metrics, server.log.child({ task: 'maintenance' }), config)
+      : undefined;
+  maintenance?.start();
   // Connects in the background (and reconnects): a broker that is down does not keep HTTP from starting.
   const mqtt =
     config.mqtt &&
@@ -145,6 +153,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         ['http', () => closeHttp(server)],
         ['mqtt', async () => mqtt?.stop()],
         ['retention', async () => pruner?.stop()],
+        ['maintenance', async () => maintenance?.stop()],
         ['batcher', () => batcher.close()],
         ['keys', () => keys.close()],
         ['store', () => store.close()],
@@ -167,6 +176,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     batcher,
     pruner,
     keys,
+    maintenance,
     mqtt,
     listen: () => server.listen({ host: config.host, port: config.port }),
     close,

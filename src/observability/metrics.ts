@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import { INGEST_RESULTS, INGEST_SURFACES, type IngestObserver, type IngestResult, type IngestSurface } from '../ingest/pipeline.js';
 import type { MqttIngest } from '../mqtt/ingest.js';
-import type { TelemetryStore } from '../store/types.js';
+import type { AuditReport, BackupResult, TelemetryStore } from '../store/types.js';
 import { FastHistogram, type HistogramChild } from './histogram.js';
 import type { StoreEvent, StoreListener } from './timed-store.js';
 
@@ -63,6 +63,11 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   private readonly storeSeconds: FastHistogram;
   private readonly storeErrors: Counter<'backend' | 'op'>;
   private sources: MetricSources | undefined;
+  /** The latest scheduled audit and backup, and how many of each ended how. */
+  private readonly maintenance = {
+    audit: { lastRun: 0, seconds: 0, mismatches: 0, devices: 0, readings: 0, runs: { clean: 0, mismatches: 0, failed: 0 } },
+    backup: { lastSuccess: 0, seconds: 0, bytes: 0, runs: { ok: 0, failed: 0 } },
+  };
   private commit: { readonly backend: string; readonly seconds: HistogramChild; readonly readings: HistogramChild } | undefined;
 
   constructor() {
@@ -221,6 +226,46 @@ export class TallyMetrics implements IngestObserver, StoreListener {
       },
     });
 
+    const maintenanceGauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    const audit = this.maintenance.audit;
+    const backup = this.maintenance.backup;
+    maintenanceGauge('tally_audit_last_run_timestamp_seconds', 'When the latest scheduled audit (TALLY_AUDIT_EVERY) ran to the end, Unix seconds; 0 before the first', () => audit.lastRun);
+    maintenanceGauge('tally_audit_duration_seconds', 'How long the latest scheduled audit took', () => audit.seconds);
+    maintenanceGauge('tally_audit_mismatches', 'Mismatches the latest scheduled audit found (0: the store is consistent)', () => audit.mismatches);
+    maintenanceGauge('tally_audit_devices_checked', 'Devices the latest scheduled audit checked', () => audit.devices);
+    maintenanceGauge('tally_audit_readings_checked', 'Stored readings the latest scheduled audit checked', () => audit.readings);
+    new Counter({
+      name: 'tally_audit_runs_total',
+      help: 'Scheduled audits by result: clean, mismatches (found some), failed (could not run to the end)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(audit.runs)) this.inc({ result }, n);
+      },
+    });
+    maintenanceGauge('tally_backup_last_success_timestamp_seconds', 'When the latest scheduled backup (TALLY_BACKUP_EVERY) was written and checked, Unix seconds; 0 before the first', () => backup.lastSuccess);
+    maintenanceGauge('tally_backup_duration_seconds', 'How long the latest successful scheduled backup took (copy and check)', () => backup.seconds);
+    maintenanceGauge('tally_backup_size_bytes', 'Size of the latest successful scheduled backup', () => backup.bytes);
+    new Counter({
+      name: 'tally_backup_runs_total',
+      help: 'Scheduled backups by result: ok, failed',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(backup.runs)) this.inc({ result }, n);
+      },
+    });
+
     const mqttCounter = (name: string, help: string, value: (s: ReturnType<MqttIngest['stats']>) => number) =>
       new Counter({
         name,
@@ -258,6 +303,30 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   /** What the gauges read when scraped; set once the Tally is wired. */
   attach(sources: MetricSources): void {
     this.sources = sources;
+  }
+
+  /** A scheduled audit ended: with its report, or with the error that stopped it. */
+  auditFinished(outcome: { report: AuditReport } | { error: unknown }): void {
+    const audit = this.maintenance.audit;
+    if ('error' in outcome) {
+      audit.runs.failed++;
+      return; // the last run's time stays that of the last audit that ran to the end: an alert on its age fires
+    }
+    audit.lastRun = Date.now() / 1000;
+    const { report } = outcome;
+    Object.assign(audit, { seconds: report.durationMs / 1000, mismatches: report.mismatchCount, devices: report.devices, readings: report.readings });
+    audit.runs[report.mismatchCount === 0 ? 'clean' : 'mismatches']++;
+  }
+
+  /** A scheduled backup ended. */
+  backupFinished(outcome: { result: BackupResult } | { error: unknown }): void {
+    const backup = this.maintenance.backup;
+    if ('error' in outcome) {
+      backup.runs.failed++;
+      return;
+    }
+    Object.assign(backup, { lastSuccess: Date.now() / 1000, seconds: outcome.result.durationMs / 1000, bytes: outcome.result.bytes });
+    backup.runs.ok++;
   }
 
   private total(surface: IngestSurface, result: IngestResult): number {

@@ -54,6 +54,9 @@ export class TimedStore implements TelemetryStore {
   readonly maxConcurrentWrites: number;
   readonly probe?: (waitMs: number) => Promise<void>;
   readonly diskBytes?: () => Promise<number>;
+  /** Audits and backups are reported by the maintenance metrics, not as store operations. */
+  readonly audit?: TelemetryStore['audit'];
+  readonly backup?: TelemetryStore['backup'];
 
   constructor(
     readonly inner: TelemetryStore,
@@ -63,6 +66,8 @@ export class TimedStore implements TelemetryStore {
     this.maxConcurrentWrites = inner.maxConcurrentWrites;
     if (inner.probe !== undefined) this.probe = (waitMs) => this.timed('probe', () => inner.probe!(waitMs), zero);
     if (inner.diskBytes !== undefined) this.diskBytes = () => inner.diskBytes!();
+    if (inner.audit !== undefined) this.audit = (options) => inner.audit!(options);
+    if (inner.backup !== undefined) this.backup = (file, options) => inner.backup!(file, options);
   }
 
   /** Keys are read every half second and written rarely: passed through, not timed. */

@@ -116,6 +116,41 @@ export interface KeyStore {
   writeKeys(change: KeyWrite): Promise<boolean>;
 }
 
+/** What `audit` checks beyond the summaries and the readings: the backend's own check, quick or full. */
+export interface AuditOptions {
+  /** SQLite: PRAGMA integrity_check instead of quick_check; PostgreSQL: amcheck with heapallindexed. */
+  readonly full: boolean;
+}
+
+/** One thing the audit found wrong. `deviceId` is null for what belongs to no device (the store's own check). */
+export interface AuditMismatch {
+  readonly deviceId: string | null;
+  /** What differs, e.g. `reading_count is 7, its readings number 5`. Never a payload's content. */
+  readonly problem: string;
+}
+
+/** What an audit found, and what it covered. */
+export interface AuditReport {
+  readonly devices: number;
+  readonly readings: number;
+  /** The first mismatches found (at most MAX_REPORTED_MISMATCHES), in device order. */
+  readonly mismatches: AuditMismatch[];
+  /** Every mismatch found, listed or not. */
+  readonly mismatchCount: number;
+  /** Devices whose summaries predate tracking of pruned readings: counts checked as bounds only. */
+  readonly boundsOnly: number;
+  /** The backend's own check and its answer, e.g. `quick_check: ok`. */
+  readonly storeCheck: string;
+  readonly durationMs: number;
+}
+
+/** Where a backup went and what it holds. */
+export interface BackupResult {
+  readonly file: string;
+  readonly bytes: number;
+  readonly durationMs: number;
+}
+
 /**
  * The storage contract. Every backend speaks domain types only; no driver type leaks out, and no
  * error names a parameter of any API (a bad cursor is an InvalidCursorError).
@@ -175,6 +210,19 @@ export interface TelemetryStore extends KeyStore {
 
   /** Optional. Bytes the store takes on disk now (SQLite: the file and its WAL). */
   diskBytes?(): Promise<number>;
+
+  /**
+   * Optional. Recomputes every device summary from the stored readings, checks that every stored
+   * reading decodes, and runs the backend's own consistency check; never writes, and runs beside
+   * ingest (in pieces, so no one snapshot is held for the whole run).
+   */
+  audit?(options: AuditOptions): Promise<AuditReport>;
+
+  /**
+   * Optional (SQLite). Writes a consistent copy of the store to `file` while ingest continues, checks
+   * the copy, and only then gives it that name; refuses an existing `file` unless `overwrite`.
+   */
+  backup?(file: string, options?: { readonly overwrite?: boolean }): Promise<BackupResult>;
 
   /** Commits nothing further and releases every resource. Safe to call twice. */
   close(): Promise<void>;

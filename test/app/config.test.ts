@@ -76,6 +76,24 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TALLY_REQUEST_LOG: 'yes' })).toThrow(/TALLY_REQUEST_LOG must be one of on, off/);
   });
 
+  test('TALLY_AUDIT_EVERY and TALLY_BACKUP_*: durations, a directory and a count, each named when wrong', () => {
+    expect(loadConfig({}).audit).toBeUndefined();
+    expect(loadConfig({}).backups).toBeUndefined();
+    expect(loadConfig({ TALLY_AUDIT_EVERY: '24h' }).audit).toEqual({ everyMs: 86_400_000, label: '24h' });
+    expect(loadConfig({ TALLY_STORE: 'sqlite:/data/t.db', TALLY_BACKUP_EVERY: '90m', TALLY_BACKUP_DIR: '/mnt/b', TALLY_BACKUP_KEEP: '3' }).backups).toEqual({
+      everyMs: 5_400_000,
+      label: '90m',
+      dir: '/mnt/b',
+      keep: 3,
+    });
+    expect(() => loadConfig({ TALLY_AUDIT_EVERY: 'daily' })).toThrow(/TALLY_AUDIT_EVERY must be a duration such as 30s/);
+    expect(() => loadConfig({ TALLY_AUDIT_EVERY: '30d' })).toThrow(/TALLY_AUDIT_EVERY must be at most 24d, got 30d/);
+    expect(() => loadConfig({ TALLY_BACKUP_EVERY: '6h', TALLY_BACKUP_KEEP: '0' })).toThrow(/TALLY_BACKUP_KEEP must be between 1 and 10000, got 0/);
+    expect(() => loadConfig({ TALLY_BACKUP_EVERY: '6h', TALLY_BACKUP_DIR: ' ' })).toThrow(/TALLY_BACKUP_DIR must not be empty/);
+    expect(() => loadConfig({ TALLY_STORE: 'postgres://u@h/db', TALLY_BACKUP_EVERY: '6h' })).toThrow(/TALLY_BACKUP_EVERY backs up SQLite stores; for PostgreSQL use pg_dump/);
+    expect(loadConfig({}, ['--audit-every', '1h']).audit?.everyMs).toBe(3_600_000);
+  });
+
   test('a flag wins over its variable', () => {
     expect(loadConfig({ TALLY_PORT: '9000' }, ['--port', '9100']).port).toBe(9100);
     expect(sqliteOf(loadConfig({}, ['--data-dir=/tmp/x', '--synchronous', 'NORMAL']))).toMatchObject({ file: '/tmp/x/tally.db', synchronous: 'NORMAL' });
@@ -170,7 +188,7 @@ describe('the CLI', () => {
   test('help lists every variable', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'help'], { encoding: 'utf8', timeout: 20_000 });
     expect(run.status).toBe(0);
-    for (const name of ['TALLY_HOST', 'TALLY_PORT', 'TALLY_STORE', 'TALLY_DATA_DIR', 'TALLY_BODY_LIMIT', 'TALLY_MAX_READINGS', 'TALLY_QUEUE_LIMIT', 'TALLY_RETENTION']) {
+    for (const name of ['TALLY_HOST', 'TALLY_PORT', 'TALLY_STORE', 'TALLY_DATA_DIR', 'TALLY_BODY_LIMIT', 'TALLY_MAX_READINGS', 'TALLY_QUEUE_LIMIT', 'TALLY_RETENTION', 'TALLY_AUDIT_EVERY', 'TALLY_BACKUP_EVERY', 'TALLY_BACKUP_DIR', 'TALLY_BACKUP_KEEP']) {
       expect(run.stdout).toContain(name);
     }
   });

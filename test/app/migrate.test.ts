@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, test } from 'vitest';
-import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
+import { MIGRATIONS, SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
 import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { tempDir } from '../helpers.js';
 import { createDatabase, describePg } from '../pg/database.js';
@@ -54,7 +54,8 @@ describePg('tally migrate on PostgreSQL', () => {
         expect(run.status).toBe(0);
         expect(run.stdout).toMatch(/schema up to date.*"backend":"postgres"/);
       }
-      expect(await db.query('SELECT version FROM tally_schema_migrations')).toEqual([{ version: PG_SCHEMA_VERSION }]);
+      expect(await db.query('SELECT version FROM tally_schema_migrations ORDER BY version')).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
+      expect(MIGRATIONS.at(-1)!.version).toBe(PG_SCHEMA_VERSION);
       expect(await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE tablename IN ('readings', 'devices')`)).toEqual([{ n: 2 }]);
     } finally {
       await db.drop();

@@ -1094,6 +1094,30 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
       });
     });
 
+    describe('audit', () => {
+      test('a store written every way (out of order, duplicates, pruned by row and by age, a device deleted) audits clean, counting every reading', async () => {
+        const { store, cleanup } = await open();
+        try {
+          const weeksAgo = at(-3 * 7 * 24 * 60); // old enough for a whole partition of its own on PostgreSQL
+          const payload = { t: 21.5 };
+          await store.appendBatch([0, 1, 2, 3, 4, 5].map((m) => reading('a1', at(m), { count: m + 1, payload })));
+          await store.appendBatch([5, 1, 3].map((m) => reading('a2', at(m), { count: 2 })));
+          await store.appendBatch([0, 2, 4, 3, 5].map((m) => reading('a2', at(m), { count: m === 4 ? null : 1 }))); // 3 and 5 are duplicates
+          await store.appendBatch([reading('a3', weeksAgo, { count: 4 }), reading('a3', weeksAgo + MINUTE, { count: 4 }), reading('a3', at(10), { count: 1 })]);
+          await store.appendBatch([reading('a4', weeksAgo, { count: 9 }), reading('a5', at(1), { count: 1 })]);
+          expect(await store.deleteDevice('a5')).toBe(true);
+          expect(await store.pruneBefore(at(3), 1000)).toBe(3 + 3 + 2 + 1);
+          const report = await store.audit!({ full: false });
+          expect(report.mismatches).toEqual([]);
+          expect(report).toMatchObject({ mismatchCount: 0, devices: 4, readings: 3 + 3 + 1, boundsOnly: 0 });
+          expect(report.durationMs).toBeGreaterThanOrEqual(0);
+          expect((await store.audit!({ full: true })).mismatchCount).toBe(0);
+        } finally {
+          await cleanup();
+        }
+      });
+    });
+
     describe('lifecycle', () => {
       test('name and maxConcurrentWrites; close is idempotent; appendBatch after close rejects', async () => {
         const { store, cleanup } = await open();

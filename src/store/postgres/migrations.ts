@@ -73,6 +73,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_us IS NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'pruned readings kept in device summaries',
+    // Summaries stay all-time while retention deletes readings; what it deleted is kept, so an audit
+    // can check reading_count and cumulative_count exactly. NULL: unknown (a device that may have
+    // been pruned before); a device whose count equals its stored readings has lost none and starts
+    // at 0, as every new device does.
+    sql: `
+      ALTER TABLE devices ADD COLUMN pruned_count bigint, ADD COLUMN pruned_sum bigint;
+      UPDATE devices d SET pruned_count = 0, pruned_sum = 0
+        WHERE reading_count = (SELECT count(*) FROM readings r WHERE r.device_id = d.device_id);
+      ALTER TABLE devices ALTER COLUMN pruned_count SET DEFAULT 0, ALTER COLUMN pruned_sum SET DEFAULT 0;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { withClient } from './client.js';
+import { notePrunedPartition } from './sql.js';
 
 /**
  * Readings are partitioned by time (PARTITION BY RANGE (ts_us)), one partition per week since the
@@ -101,7 +102,8 @@ export class Partitions {
       }
       await client.query(`LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`);
       const n = (await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${name}`)).rows[0]!.n;
-      await client.query(n <= most ? `DROP TABLE ${name}; COMMIT` : 'ROLLBACK');
+      // Summaries stay all-time: what the week held is added to its devices' pruned_* in the drop's transaction.
+      await client.query(n <= most ? `${notePrunedPartition(name)}; DROP TABLE ${name}; COMMIT` : 'ROLLBACK');
       return n <= most ? n : undefined;
     });
   }

@@ -205,7 +205,25 @@ export function aggregateQuery(deviceId: string, q: AggregateQuery): { text: str
 /** Deletes the device's readings and its summary; answers the summary rows deleted. */
 export const DELETE_DEVICE = `WITH gone AS (DELETE FROM readings WHERE device_id = $1) DELETE FROM devices WHERE device_id = $1`;
 
-/** The oldest readings before the bound, at most $2 of them, by the (ts_us, device_id) index. */
-export const PRUNE = `DELETE FROM readings r USING (
-    SELECT device_id, ts_us FROM readings WHERE ts_us < $1 ORDER BY ts_us, device_id LIMIT $2
-  ) old WHERE r.device_id = old.device_id AND r.ts_us = old.ts_us`;
+/**
+ * The oldest readings before the bound, at most $2 of them, by the (ts_us, device_id) index; what
+ * went is added to each device's pruned_* (summaries stay all-time). Answers how many went.
+ */
+export const PRUNE = `WITH gone AS (
+    DELETE FROM readings r USING (
+      SELECT device_id, ts_us FROM readings WHERE ts_us < $1 ORDER BY ts_us, device_id LIMIT $2
+    ) old WHERE r.device_id = old.device_id AND r.ts_us = old.ts_us
+    RETURNING r.device_id, r.count
+  ), per AS (
+    SELECT device_id, count(*) AS n, coalesce(sum(count), 0) AS total FROM gone GROUP BY device_id
+  ), noted AS (
+    UPDATE devices d SET pruned_count = d.pruned_count + per.n, pruned_sum = d.pruned_sum + per.total
+    FROM per WHERE d.device_id = per.device_id
+  )
+  SELECT coalesce(sum(n), 0)::bigint AS n FROM per`;
+
+/** Before a week's partition is dropped: what it holds is added to each device's pruned_*. */
+export const notePrunedPartition = (partition: string): string => `UPDATE devices d
+  SET pruned_count = d.pruned_count + p.n, pruned_sum = d.pruned_sum + p.total
+  FROM (SELECT device_id, count(*) AS n, coalesce(sum(count), 0) AS total FROM ${partition} GROUP BY device_id) p
+  WHERE d.device_id = p.device_id`;

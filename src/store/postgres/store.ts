@@ -7,6 +7,8 @@ import { decodeCursor, encodeCursor, historyRange, listingOf, recordsListing } f
 import type {
   AggregateBucket,
   AggregateQuery,
+  AuditOptions,
+  AuditReport,
   DeviceListQuery,
   DevicePage,
   DeviceReadingsQuery,
@@ -17,6 +19,7 @@ import type {
   TelemetryStore,
 } from '../types.js';
 import { keyWriteQuery, LIST_KEYS, toKeyRecord, type KeyRow } from './keys.js';
+import { auditPostgres } from './audit.js';
 import { withClient } from './client.js';
 import type { PostgresStoreConfig } from './config.js';
 import { isMissingPartition, isRetryable, storageError } from './errors.js';
@@ -222,7 +225,7 @@ export class PostgresStore implements TelemetryStore {
       // Whole weeks before the bound go as one catalog change; what is left, row by row.
       const dropped = await this.partitions.dropBefore(beforeUs, limit);
       if (dropped >= limit) return dropped;
-      return dropped + ((await this.pool.query(sql.PRUNE, [beforeUs, limit - dropped])).rowCount ?? 0);
+      return dropped + (await this.pool.query<{ n: number }>(sql.PRUNE, [beforeUs, limit - dropped])).rows[0]!.n;
     });
   }
 
@@ -234,6 +237,16 @@ export class PostgresStore implements TelemetryStore {
     const { text, values } = keyWriteQuery(change);
     const result = await this.run('changing keys', () => this.pool.query(text, values));
     return (result.rowCount ?? 0) > 0;
+  }
+
+  /** audit.ts: summaries recomputed from `readings`, page by page, and amcheck when installed. No retries: it only reads. */
+  async audit(options: AuditOptions): Promise<AuditReport> {
+    if (this.closing !== undefined) throw new StorageUnavailableError('the store is closed');
+    try {
+      return await auditPostgres(this.pool, options);
+    } catch (err) {
+      throw storageError(err, 'auditing');
+    }
   }
 
   close(): Promise<void> {

@@ -141,19 +141,27 @@ export class ChunkTable {
     // Chunks wholly before the cut first, then those that straddle it.
     const candidates = this.db
       .prepare(
-        `SELECT id, n, data FROM (SELECT * FROM chunks WHERE last_ts_us < ? ORDER BY last_ts_us LIMIT ?)
-         UNION ALL SELECT id, n, data FROM (SELECT * FROM chunks WHERE first_ts_us < ? AND last_ts_us >= ? ORDER BY first_ts_us LIMIT ?)`,
+        `SELECT id, device_key, n, data FROM (SELECT * FROM chunks WHERE last_ts_us < ? ORDER BY last_ts_us LIMIT ?)
+         UNION ALL SELECT id, device_key, n, data FROM (SELECT * FROM chunks WHERE first_ts_us < ? AND last_ts_us >= ? ORDER BY first_ts_us LIMIT ?)`,
       )
-      .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; n: number; data: string }[];
+      .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; device_key: number; n: number; data: string }[];
     const remove = this.db.prepare('DELETE FROM chunks WHERE id = ?');
     const trim = this.db.prepare(
       'UPDATE chunks SET data = ?, n = ?, first_ts_us = ?, counted = ?, count_sum = ?, count_min = ?, count_max = ? WHERE id = ?',
     );
-    for (const { id, n, data } of candidates) {
+    // Summaries stay all-time, and keep what went (per device), so an audit can still check them.
+    const pruned = new Map<number, { n: number; sum: number }>();
+    for (const { id, device_key: key, n, data } of candidates) {
       if (deleted >= limit) break;
       const readings = decodeChunk(data);
       let old = 0;
       while (old < readings.length && old < limit - deleted && readings[old]!.tsUs < beforeUs) old++;
+      if (old > 0) {
+        const tally = pruned.get(key) ?? { n: 0, sum: 0 };
+        tally.n += old;
+        for (let r = 0; r < old; r++) tally.sum += readings[r]!.count ?? 0;
+        pruned.set(key, tally);
+      }
       if (old === n) remove.run(id);
       else if (old > 0) {
         const kept = readings.slice(old);
@@ -163,6 +171,8 @@ export class ChunkTable {
       }
       deleted += old;
     }
+    const note = this.db.prepare('UPDATE devices SET pruned_count = pruned_count + ?, pruned_sum = pruned_sum + ? WHERE key = ?');
+    for (const [key, { n, sum }] of pruned) note.run(n, sum, key);
     this.instantsRead.clear();
     this.devices.forgetOpenChunks();
     return deleted;

@@ -32,7 +32,7 @@ export class DeviceDirectory {
 
   constructor(db: Database.Database) {
     this.select = db.prepare('SELECT key, latest_ts_us FROM devices WHERE device_id = ?');
-    this.insert = db.prepare('INSERT INTO devices (device_id) VALUES (?)');
+    this.insert = db.prepare('INSERT INTO devices (device_id, pruned_count, pruned_sum) VALUES (?, 0, 0)');
     this.newestChunk = db.prepare(
       'SELECT id, last_ts_us, octet_length(data) AS bytes FROM chunks WHERE device_key = ? ORDER BY last_ts_us DESC LIMIT 1',
     );

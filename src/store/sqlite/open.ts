@@ -51,7 +51,7 @@ export function openWriterDatabase(config: SqliteStoreConfig): WriterDatabase {
  * released by the OS if the process dies. Pending readings live in this writer's memory until
  * compacted, so a second writer on the same file could accept a reading the first holds: refuse it.
  */
-function holdWriterLock(file: string): Database.Database {
+export function holdWriterLock(file: string): Database.Database {
   const lock = new Database(`${file}-lock`, { timeout: 0 });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');

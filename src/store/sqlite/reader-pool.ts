@@ -88,6 +88,14 @@ export class ReaderPool {
     return reader;
   }
 
+  /** Ends every reader at once, failing what they were asked (a maintenance job at shutdown). */
+  async terminate(): Promise<void> {
+    this.closed = true;
+    const readers = this.readers.filter((r): r is Reader => r !== undefined);
+    this.readers.fill(undefined);
+    await Promise.all(readers.map(({ worker }) => worker.terminate()));
+  }
+
   /** Lets every reader finish what it was asked, then ends them. Safe to call twice. */
   async close(): Promise<void> {
     this.closed = true;

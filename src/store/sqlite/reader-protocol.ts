@@ -1,7 +1,7 @@
 import type { SqliteReads } from './reads.js';
 
 /** The queries a reader thread answers: SqliteReads' methods, called by name with their arguments. */
-export type ReadOp = 'getDevice' | 'listDevices' | 'deviceReadings' | 'aggregate' | 'listRecords' | 'listKeys';
+export type ReadOp = 'getDevice' | 'listDevices' | 'deviceReadings' | 'aggregate' | 'listRecords' | 'listKeys' | 'audit' | 'backup';
 
 export type ReadRequest = { [Op in ReadOp]: { readonly id: number; readonly op: Op; readonly args: Parameters<SqliteReads[Op]> } }[ReadOp];
 

@@ -6,12 +6,17 @@ import { decodeCursor, encodeCursor, historyRange, listingOf, recordsListing } f
 import type {
   AggregateBucket,
   AggregateQuery,
+  AuditOptions,
+  AuditReport,
+  BackupResult,
   DeviceListQuery,
   DevicePage,
   DeviceReadingsQuery,
   DeviceSummary,
   ReadingPage,
 } from '../types.js';
+import { auditDatabase } from './audit.js';
+import { backupDatabase } from './backup.js';
 import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
 import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { SqliteKeyTable } from './keys.js';
@@ -45,7 +50,7 @@ export class SqliteReads {
   private readonly statements = new Map<string, Database.Statement>();
   private keyTable: SqliteKeyTable | undefined;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.db = new Database(file);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('query_only = true');
@@ -219,6 +224,17 @@ export class SqliteReads {
       items: items.map(({ key: _key, ...reading }) => reading),
       nextCursor: last === undefined ? null : encodeCursor(listing, [last.tsUs, last.key]),
     };
+  }
+
+  /** The whole store's audit (audit.ts): long, so the store runs it on a reader thread of its own. */
+  audit(options: AuditOptions): AuditReport {
+    if (this.db === undefined) throw new StorageUnavailableError('the store is closed');
+    return auditDatabase(this.db, options);
+  }
+
+  /** A checked copy of the store at `target` (backup.ts), through a connection of its own. */
+  backup(target: string, overwrite: boolean): BackupResult {
+    return backupDatabase(this.file, target, { overwrite });
   }
 
   close(): void {

@@ -78,6 +78,17 @@ const LATER: readonly string[] = [
   );
   CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_us IS NULL;
   `,
+  // 8: each summary keeps the readings retention deleted (and the sum of their counts), so an audit
+  // can check reading_count and cumulative_count exactly although they stay all-time. NULL: unknown,
+  // for a device that may have been pruned before; a device whose count equals its stored readings
+  // has lost none (or its summary was already wrong, which the audit then shows) and starts at 0.
+  // New devices start at 0 (DeviceDirectory inserts them so).
+  `
+  ALTER TABLE devices ADD COLUMN pruned_count INTEGER;
+  ALTER TABLE devices ADD COLUMN pruned_sum INTEGER;
+  UPDATE devices SET pruned_count = 0, pruned_sum = 0
+    WHERE reading_count = (SELECT coalesce(sum(n), 0) FROM chunks WHERE device_key = devices.key);
+  `,
 ];
 
 export const SCHEMA_VERSION = BASELINE_VERSION + LATER.length;

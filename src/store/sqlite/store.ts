@@ -2,10 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ApiKeyRecord } from '../../domain/api-key.js';
+import { StorageUnavailableError } from '../../domain/errors.js';
 import type { Reading } from '../../domain/reading.js';
 import type {
   AggregateBucket,
   AggregateQuery,
+  AuditOptions,
+  AuditReport,
+  BackupResult,
   DeviceListQuery,
   DevicePage,
   DeviceReadingsQuery,
@@ -37,6 +41,8 @@ export class SqliteStore implements TelemetryStore {
   readonly maxConcurrentWrites = 2;
 
   private closing: Promise<void> | undefined;
+  /** Reader threads running an audit or a backup, ended at close rather than waited for. */
+  private readonly jobs = new Set<ReaderPool>();
 
   private constructor(
     private readonly file: string,
@@ -118,6 +124,34 @@ export class SqliteStore implements TelemetryStore {
     return sizes[0]! + sizes[1]!;
   }
 
+  /**
+   * Runs on a reader thread of its own, started for the job: the two readers go on answering
+   * queries, and the writer (ingest) is never involved. The audit reads what is compacted; readings
+   * still in the journal are in no summary yet, and are checked as journal entries.
+   */
+  async audit(options: AuditOptions): Promise<AuditReport> {
+    await this.writer.visible(); // every reading acknowledged so far is in chunks and summaries: all of them are checked
+    return this.job((pool) => pool.call('audit', options));
+  }
+
+  /** VACUUM INTO a checked copy (backup.ts), on a reader thread of its own, while ingest goes on. */
+  backup(file: string, options: { readonly overwrite?: boolean } = {}): Promise<BackupResult> {
+    return this.job((pool) => pool.call('backup', file, options.overwrite ?? false));
+  }
+
+  private async job<T>(run: (pool: ReaderPool) => Promise<T>): Promise<T> {
+    if (this.closing !== undefined) throw new StorageUnavailableError('the store is closed');
+    const pool = new ReaderPool(this.file, 1);
+    this.jobs.add(pool);
+    try {
+      await pool.start();
+      return await run(pool);
+    } finally {
+      this.jobs.delete(pool);
+      await pool.close();
+    }
+  }
+
   /** The durability settings the writer thread's connection runs with, read back from SQLite. */
   settings(): Promise<WriterSettings> {
     return this.writer.call({ op: 'settings' });
@@ -127,6 +161,8 @@ export class SqliteStore implements TelemetryStore {
     this.closing ??= (async () => {
       // Readers first: the last connection to close checkpoints the WAL into the file and removes
       // it, and only the writer can (the readers are query-only), so it must be the last.
+      // A job of hours must not hold a shutdown: it is ended, and a backup's partial copy is only a temporary file.
+      await Promise.all([...this.jobs].map((job) => job.terminate()));
       await this.reads.close();
       await this.writer.close();
     })();
