@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
 import type { LineProtocolMapping } from '../http/surfaces/influx.js';
+import { HTTP_SERVER_SETTINGS, httpServerConfig, type HttpServerConfig } from '../http/server-config.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 
@@ -33,6 +34,8 @@ export interface Config {
   readonly mqtt?: MqttConfig;
   /** How InfluxDB line protocol maps onto readings. */
   readonly lineProtocol: LineProtocolMapping;
+  /** Limits against slow, hostile and too many clients (rate per address, timeouts, caps), and TLS. */
+  readonly http: HttpServerConfig;
 }
 
 interface Setting {
@@ -59,6 +62,7 @@ export const SETTINGS = {
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'bearer token for admin routes; empty disables them' },
   lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
   lpCountField: { env: 'TALLY_LP_COUNT_FIELD', flag: 'lp-count-field', fallback: 'count', help: "line protocol: the integer field that is the reading's count" },
+  ...HTTP_SERVER_SETTINGS,
   ...MQTT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
@@ -126,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     lineProtocol: { deviceTag: nonEmpty(...read('lpDeviceTag')), countField: nonEmpty(...read('lpCountField')) },
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
+    http: httpServerConfig(read),
   };
   const [retentionName, retention] = read('retention');
   if (retention !== '') {

@@ -82,6 +82,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       adminToken: config.adminToken,
       requestLog: config.requestLog,
       observer: metrics,
+      limits: config.http,
       operations: { scrape: () => metrics.scrape(), health },
     },
   );

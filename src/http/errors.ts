@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
-export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Forbidden' | 'Internal';
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Forbidden' | 'TooManyRequests' | 'Internal';
 
 /** An error that only exists at the HTTP boundary (authentication, for instance). */
 export class HttpError extends Error {
@@ -9,6 +9,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: HttpErrorCode,
     message: string,
+    /** Sent as Retry-After (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -80,7 +82,7 @@ function issueFrom(error: AjvIssue): Issue {
 
 /** Classifies anything thrown while serving a request. Unknown errors become a 500 the caller logs. */
 function describeError(error: unknown): Problem {
-  if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message };
+  if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message, retryAfterSeconds: error.retryAfterSeconds };
   if (error instanceof TallyError) {
     // Every listing of every surface takes its cursor as the query parameter `cursor`.
     const field =

@@ -9,6 +9,9 @@ import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
 import { enforceAccess } from './access.js';
+import { limitByAddress } from './address-limit.js';
+import { RateLimiter, type RateLimitName } from './rate-limit.js';
+import { applyConnectionCap, fastifyServerOptions, type HttpServerConfig } from './server-config.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
@@ -46,12 +49,22 @@ export interface HttpOptions {
   readonly observer?: HttpObserver;
   /** /metrics, /healthz and /readyz; absent, those routes are not served. */
   readonly operations?: OperationsDeps;
+  /** Timeouts, caps, the rate per address and TLS; absent (in-process tests), Node's and Fastify's defaults. */
+  readonly limits?: HttpServerConfig;
 }
+
+/**
+ * Client addresses the per-address limiter tracks at once: its memory stays under about 13 MiB
+ * (200 bytes a bucket) however many addresses send.
+ */
+export const ADDRESS_LIMITER_CAPACITY = 65_536;
 
 /** What is told of each answered request, once, after its last byte. */
 export interface HttpObserver {
   /** `route` is the route template, undefined when no route matched; `seconds` the request's latency. */
   httpResponse(method: string, route: string | undefined, status: number, seconds: number): void;
+  /** A request refused with 429 by the named limit. */
+  rateLimited?(limit: RateLimitName): void;
 }
 
 /** A request id a client may choose: short, and only characters that are safe in a log line or header. */
@@ -96,7 +109,9 @@ const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdd
 const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true });
 
 export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess): FastifyInstance {
+  const limits = options.limits;
   const app = Fastify({
+    ...(limits === undefined ? {} : (fastifyServerOptions(limits) as object)),
     bodyLimit: options.bodyLimit,
     logger: options.logger,
     // Every log line of a request carries its id (as reqId): the client's X-Request-Id when it is
@@ -132,6 +147,15 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
   // limit counts decompressed bytes, so a small bomb is a 413, not memory. Answers are not compressed.
   app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate'] });
   observeRequests(app, options);
+  if (limits !== undefined) {
+    applyConnectionCap(app.server, limits);
+    // The first check of a request (after its id is set): a refused request costs a map lookup,
+    // and no body is read and no key checked (route-level hooks, as access's, run after this one).
+    if (limits.rateAddress !== undefined) {
+      const limiter = new RateLimiter(limits.rateAddress, { capacity: ADDRESS_LIMITER_CAPACITY });
+      limitByAddress(app, { limiter, onLimited: () => options.observer?.rateLimited?.('address') });
+    }
+  }
 
   // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
   app.register(swagger, {

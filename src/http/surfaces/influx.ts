@@ -37,7 +37,8 @@ const tags = ['line-protocol'];
 
 /** InfluxDB's error body: `{code, message}`, with `line` for a bad line. */
 function renderError(problem: Problem): unknown {
-  const code = problem.status === 413 ? 'request too large' : problem.status >= 500 ? 'unavailable' : 'invalid';
+  const code =
+    problem.status === 413 ? 'request too large' : problem.status === 429 ? 'too many requests' : problem.status >= 500 ? 'unavailable' : 'invalid';
   return { code, message: problem.message };
 }
 
