@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
+import { createSecureContext } from 'node:tls';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
 import { parseRate, type Rate } from './rate-limit.js';
@@ -80,6 +81,16 @@ function pem(name: string, file: string): Buffer {
   }
 }
 
+/** The pair, if TLS can use it: both PEM, and the key the certificate's. */
+function usableKeyPair(certName: string, cert: Buffer, keyName: string, key: Buffer): { cert: Buffer; key: Buffer } {
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new ConfigError(`${certName} and ${keyName} are not a usable certificate and key (PEM, the key of the certificate): ${(err as Error).message}`);
+  }
+  return { cert, key };
+}
+
 /** Reads and checks the HTTP server's settings. */
 export function httpServerConfig(read: ReadHttpSetting): HttpServerConfig {
   const [headersName, headersRaw] = read('headersTimeout');
@@ -105,7 +116,7 @@ export function httpServerConfig(read: ReadHttpSetting): HttpServerConfig {
   if ((certFile === '') !== (keyFile === '')) {
     throw new ConfigError(`${certName} and ${keyName} go together: set both (PEM files) to serve HTTPS, or neither`);
   }
-  if (certFile !== '') config = { ...config, tls: { cert: pem(certName, certFile), key: pem(keyName, keyFile) } };
+  if (certFile !== '') config = { ...config, tls: usableKeyPair(certName, pem(certName, certFile), keyName, pem(keyName, keyFile)) };
   return Object.freeze(config);
 }
 
