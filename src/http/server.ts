@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Ajv from 'ajv';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifySchemaValidationError, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import compress from '@fastify/compress';
@@ -103,10 +103,36 @@ export const REDACTED_PATHS = [
 
 /**
  * Bodies are validated strictly: a string where a number belongs is an error, never coerced.
- * Query strings and path parameters arrive as text, so their numbers are coerced.
+ * Query strings and path parameters arrive as text, so their numbers are coerced. strictNumbers
+ * refuses Infinity (1e309 in a JSON body) where a number belongs.
  */
-const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true });
-const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true });
+const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true, strictNumbers: true });
+const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true, strictNumbers: true });
+
+type Validate = ((data: unknown) => boolean) & { errors?: FastifySchemaValidationError[] | null };
+
+/**
+ * Ajv checks a coerced number's type before coercing it and its bounds only when it is finite, so
+ * `?count=1e309` passed as an integer within any minimum and maximum, and the store was handed
+ * Infinity (a 503 "datatype mismatch"). Query strings and path parameters are flat objects (or
+ * arrays of values): a non-finite number among their values is refused here, naming it.
+ */
+function finiteNumbers(validate: Validate): Validate {
+  const wrapped: Validate = (data) => {
+    const ok = validate(data);
+    wrapped.errors = validate.errors;
+    if (!ok || typeof data !== 'object' || data === null) return ok;
+    for (const [key, value] of Object.entries(data)) {
+      const values: unknown[] = Array.isArray(value) ? value : [value];
+      if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        wrapped.errors = [{ instancePath: `/${key}`, keyword: 'type', params: {}, message: 'must be a finite number', schemaPath: '#' }];
+        return false;
+      }
+    }
+    return true;
+  };
+  return wrapped;
+}
 
 export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess): FastifyInstance {
   const limits = options.limits;
@@ -133,7 +159,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
     onConstructorPoisoning: 'error',
   });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? bodyAjv.compile(schema) : textAjv.compile(schema),
+    httpPart === 'body' ? bodyAjv.compile(schema) : finiteNumbers(textAjv.compile(schema)),
   );
   // JSON only: a text/plain body to a JSON endpoint is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
