@@ -46,7 +46,7 @@ export interface RateDecision {
 export interface RateLimiterOptions {
   /**
    * Most keys tracked at once. Beyond it the least recently used key's bucket is forgotten: memory is
-   * bounded by this whatever the number of keys (about 200 bytes a key).
+   * bounded by this whatever the number of keys (about 220 bytes a key).
    */
   readonly capacity: number;
   /** Milliseconds, monotonic; for tests. */
