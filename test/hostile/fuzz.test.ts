@@ -41,8 +41,17 @@ interface Answer {
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 const guarded = new WeakSet<object>();
 
-/** Sends with node's client; what it refuses to send (bad characters) goes raw. */
-function send(req: FuzzRequest): Promise<Answer> {
+/**
+ * Sends with node's client; what it refuses to send (bad characters) goes raw. A request that got
+ * no answer is sent once more on a fresh connection: the kept-alive one it was given may have been
+ * closed by the server after the previous request's error (a race of keep-alive, not an answer).
+ */
+async function send(req: FuzzRequest): Promise<Answer> {
+  const answer = await sendOnce(req, agent);
+  return answer.status === undefined ? sendOnce(req, false) : answer;
+}
+
+function sendOnce(req: FuzzRequest, agent: Agent | false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let out;
     try {
@@ -191,8 +200,9 @@ test(`${REQUESTS} hostile requests across every route: no 5xx, alive, the store 
 
   expect(failures.slice(0, 10), `seed ${SEED}: ${failures.length} answers were 5xx`).toEqual([]);
   expect(errorLines.slice(0, 5), `seed ${SEED}: errors logged`).toEqual([]);
-  // Most requests got an HTTP answer (a few are cut by the server refusing a body early).
-  expect(statuses.get('none') ?? 0).toBeLessThan((REQUESTS + RAW_REQUESTS) / 20);
+  // Nearly every request got an HTTP answer (a few are cut: a body refused early, a raw request
+  // the server closes on without a status line).
+  expect(statuses.get('none') ?? 0).toBeLessThan((REQUESTS + RAW_REQUESTS) / 50);
   // Alive.
   expect((await fetch(new URL('/healthz', base))).status).toBe(200);
 

@@ -80,6 +80,8 @@ test('500 tricklers: a normal client is served promptly throughout, and the head
   const deadline = performance.now() + 5_000;
   while (tricklers.some((t) => t.closedAt === undefined) && performance.now() < deadline) await sleep(100);
 
+  const ms = answers.map((a) => a.ms).sort((a, b) => a - b);
+  console.log(`slowloris: ${TRICKLERS} tricklers; normal client ${answers.length} requests, median ${ms[ms.length >> 1]!.toFixed(1)} ms, worst ${ms[ms.length - 1]!.toFixed(1)} ms`);
   expect(answers.length).toBeGreaterThan(10);
   expect(answers.filter((a) => a.status !== 200)).toEqual([]);
   // Promptly: far under the time a trickler is allowed to hold its connection.
