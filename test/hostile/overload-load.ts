@@ -2,8 +2,8 @@
  * The load of the overload test (test/hostile/overload.test.ts), run as a process of its own so it
  * does not share the test's event loop: `connections` closed-loop writers, each posting
  * `perRequest` readings of its own device (count 1, one second apart) to POST /v1/readings for
- * `seconds`. Writes, as JSON to `out`: the answers by status, and per device the readings
- * acknowledged (2xx) and those whose fate is unknown (no answer).
+ * `seconds`. Writes, as JSON to `out`: the answers by status, per device the readings acknowledged
+ * (2xx) and those whose fate is unknown (no answer), and how long the refusals (503, 429) took.
  *
  *   node --import tsx test/hostile/overload-load.ts <url> <seconds> <connections> <perRequest> <out>
  */
@@ -20,6 +20,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 const statuses: Record<string, number> = {};
 const acked: Record<string, number> = {};
 const unknown: Record<string, number> = {};
+const refusalMs: number[] = [];
 
 function post(body: string): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -41,7 +42,9 @@ async function writer(index: number, until: number): Promise<void> {
   let second = 0;
   while (Date.now() < until) {
     const readings = Array.from({ length: PER_REQUEST }, () => ({ device_id: device, ts: new Date(BASE_MS + second++ * 1000).toISOString(), count: 1 }));
+    const started = performance.now();
     const status = await post(JSON.stringify(readings));
+    if (status === 503 || status === 429) refusalMs.push(performance.now() - started);
     const key = status === undefined ? 'none' : String(status);
     statuses[key] = (statuses[key] ?? 0) + 1;
     if (status === undefined) unknown[device] += PER_REQUEST;
@@ -53,4 +56,6 @@ async function writer(index: number, until: number): Promise<void> {
 const until = Date.now() + Number(seconds) * 1000;
 await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => writer(i, until)));
 agent.destroy();
-writeFileSync(out!, JSON.stringify({ statuses, acked, unknown }));
+refusalMs.sort((a, b) => a - b);
+const refusals = refusalMs.length === 0 ? null : { p50: refusalMs[refusalMs.length >> 1], p99: refusalMs[Math.floor(refusalMs.length * 0.99)], max: refusalMs[refusalMs.length - 1] };
+writeFileSync(out!, JSON.stringify({ statuses, acked, unknown, refusals }));

@@ -69,17 +69,18 @@ test(`${CONNECTIONS} connections overloading for ${SECONDS} s: only 2xx/429/503,
   const [health, reads, result] = await Promise.all([poll('/healthz', () => done), poll('/v1/devices?limit=10', () => done), exited]);
   expect(result.code, load.output()).toBe(0);
   const peakRss = peakRssBytes(tally.proc.pid)!;
-  const { statuses, acked, unknown } = JSON.parse(readFileSync(out, 'utf8')) as {
+  const { statuses, acked, unknown, refusals } = JSON.parse(readFileSync(out, 'utf8')) as {
     statuses: Record<string, number>;
     acked: Record<string, number>;
     unknown: Record<string, number>;
+    refusals: { p50: number; p99: number; max: number } | null;
   };
   const ackedTotal = Object.values(acked).reduce((a, b) => a + b, 0);
   console.log(
     `overload ${SECONDS} s, ${CONNECTIONS} connections x ${PER_REQUEST} readings: answers ${JSON.stringify(statuses)}; ` +
       `${ackedTotal} readings acknowledged (${Math.round(ackedTotal / SECONDS)}/s); peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB ` +
       `(ceiling ${(CEILING_BYTES / 2 ** 20).toFixed(0)} MiB); /healthz worst ${Math.round(Math.max(...health.map((h) => h.ms)))} ms over ${health.length} polls; ` +
-      `reads worst ${Math.round(Math.max(...reads.map((h) => h.ms)))} ms`,
+      `reads worst ${Math.round(Math.max(...reads.map((h) => h.ms)))} ms; refusals answered in ${refusals && `${refusals.p50.toFixed(0)} ms (median), ${refusals.p99.toFixed(0)} ms (p99)`}`,
   );
 
   // Only success or an immediate refusal; anything else (5xx but 503, 4xx, no answer) is a failure.
