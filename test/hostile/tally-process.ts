@@ -4,7 +4,9 @@ import { buildSync } from 'esbuild';
 import { ROOT, startPingServer, type Server } from '../../bench/proc.js';
 import { tempDir } from '../helpers.js';
 
-let compiled: string | undefined;
+let compiled: { dir: string; cli: string } | undefined;
+/** Servers started from `compiled` and not yet stopped: the last to stop removes it. */
+let live = 0;
 
 /**
  * The sources compiled to JavaScript once per test process (esbuild, file by file, as tsc would
@@ -13,15 +15,20 @@ let compiled: string | undefined;
  * (measured: 235 MiB against 135 MiB idle), which would void the overload test's RSS ceiling.
  */
 function compiledCli(): string {
-  if (compiled !== undefined) return compiled;
-  const outdir = join(ROOT, '.scratch', `hostile-${process.pid}`);
+  if (compiled !== undefined) return compiled.cli;
+  const dir = join(ROOT, '.scratch', `hostile-${process.pid}`);
   const entryPoints = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
     .filter((file) => file.endsWith('.ts'))
     .map((file) => join(ROOT, 'src', file));
-  buildSync({ entryPoints, outdir, format: 'esm', platform: 'node', target: 'node20', logLevel: 'error' });
-  process.once('exit', () => rmSync(outdir, { recursive: true, force: true }));
-  compiled = join(outdir, 'app', 'cli.js');
-  return compiled;
+  buildSync({ entryPoints, outdir: dir, format: 'esm', platform: 'node', target: 'node20', logLevel: 'error' });
+  compiled = { dir, cli: join(dir, 'app', 'cli.js') };
+  return compiled.cli;
+}
+
+function releaseCompiled(): void {
+  if (--live > 0 || compiled === undefined) return;
+  rmSync(compiled.dir, { recursive: true, force: true });
+  compiled = undefined;
 }
 
 /**
@@ -31,6 +38,7 @@ function compiledCli(): string {
  */
 export async function startTallyProcess(env: Record<string, string> = {}): Promise<Server & { stop(): Promise<void> }> {
   const data = tempDir('tally-hostile-');
+  live++;
   try {
     const server = await startPingServer('tally', process.execPath, [compiledCli(), 'serve'], {
       TALLY_DATA_DIR: data.dir,
@@ -42,10 +50,12 @@ export async function startTallyProcess(env: Record<string, string> = {}): Promi
       stop: async () => {
         await server.proc.stop(15_000);
         data.cleanup();
+        releaseCompiled();
       },
     };
   } catch (err) {
     data.cleanup();
+    releaseCompiled();
     throw err;
   }
 }
