@@ -4,6 +4,7 @@ import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
 import type { AuthMode } from '../http/access.js';
 import type { LineProtocolMapping } from '../http/surfaces/influx.js';
+import { HTTP_SERVER_SETTINGS, httpServerConfig, type HttpServerConfig } from '../http/server-config.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 
@@ -40,6 +41,8 @@ export interface Config {
   readonly audit?: { readonly everyMs: number; readonly label: string };
   /** TALLY_BACKUP_EVERY (SQLite): the server writes a backup this often into `dir`, keeping the newest `keep`. */
   readonly backups?: { readonly everyMs: number; readonly label: string; readonly dir: string; readonly keep: number };
+  /** Limits against slow, hostile and too many clients (rate per address, timeouts, caps), and TLS. */
+  readonly http: HttpServerConfig;
 }
 
 interface Setting {
@@ -71,6 +74,7 @@ export const SETTINGS = {
   backupEvery: { env: 'TALLY_BACKUP_EVERY', flag: 'backup-every', fallback: '', help: 'SQLite: write a checked backup this often, e.g. 6h; empty: never' },
   backupDir: { env: 'TALLY_BACKUP_DIR', flag: 'backup-dir', fallback: '<store dir>/backups', help: 'where scheduled backups go (best on another disk)' },
   backupKeep: { env: 'TALLY_BACKUP_KEEP', flag: 'backup-keep', fallback: '7', help: 'scheduled backups kept; older ones are deleted' },
+  ...HTTP_SERVER_SETTINGS,
   ...MQTT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
@@ -139,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
     auth: oneOf(...read('auth'), ['on', 'off', 'auto'] as const),
+    http: httpServerConfig(read),
   };
   const [retentionName, retention] = read('retention');
   if (retention !== '') {

@@ -119,6 +119,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       access: { mode: config.auth, keys },
       requestLog: config.requestLog,
       observer: metrics,
+      limits: config.http,
       operations: { scrape: () => metrics.scrape(), health },
     },
   );

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { ForbiddenDeviceError, InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
-export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Internal';
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'TooManyRequests' | 'Internal';
 
 /** An error that only exists at the HTTP boundary (authentication, for instance). */
 export class HttpError extends Error {
@@ -9,6 +9,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: HttpErrorCode,
     message: string,
+    /** Sent as Retry-After (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -79,9 +81,20 @@ function issueFrom(error: AjvIssue): Issue {
   return { path, field: subject, message };
 }
 
+/**
+ * Errors of a client that went away mid-request: Node's "aborted" (ECONNRESET) on the request
+ * stream, or a stream pipeline's premature close. The client caused them (and will not see the
+ * answer): they are not the server's errors to log as unexpected.
+ */
+const CLIENT_GONE = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
 /** Classifies anything thrown while serving a request. Unknown errors become a 500 the caller logs. */
 function describeError(error: unknown): Problem {
-  if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message };
+  const errorCode = (error as { code?: unknown } | null)?.code;
+  if (typeof errorCode === 'string' && CLIENT_GONE.has(errorCode)) {
+    return { status: 400, code: 'InvalidInput', message: 'the request ended before its body was complete', field: 'body' };
+  }
+  if (error instanceof HttpError) return { status: error.status, code: error.code, message: error.message, retryAfterSeconds: error.retryAfterSeconds };
   if (error instanceof TallyError) {
     // Every listing of every surface takes its cursor as the query parameter `cursor`.
     const field =

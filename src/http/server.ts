@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Ajv from 'ajv';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifySchemaValidationError, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import compress from '@fastify/compress';
@@ -9,6 +9,9 @@ import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
 import { enforceAccess, type AccessOptions } from './access.js';
+import { limitByAddress } from './address-limit.js';
+import { RateLimiter, type RateLimitName } from './rate-limit.js';
+import { applyConnectionCap, fastifyServerOptions, type HttpServerConfig } from './server-config.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
@@ -46,12 +49,22 @@ export interface HttpOptions {
   readonly observer?: HttpObserver;
   /** /metrics, /healthz and /readyz; absent, those routes are not served. */
   readonly operations?: OperationsDeps;
+  /** Timeouts, caps, the rate per address and TLS; absent (in-process tests), Node's and Fastify's defaults. */
+  readonly limits?: HttpServerConfig;
 }
+
+/**
+ * Client addresses the per-address limiter tracks at once: its memory stays under about 14 MiB
+ * (220 bytes a bucket, measured with IPv6 keys) however many addresses send.
+ */
+export const ADDRESS_LIMITER_CAPACITY = 65_536;
 
 /** What is told of each answered request, once, after its last byte. */
 export interface HttpObserver {
   /** `route` is the route template, undefined when no route matched; `seconds` the request's latency. */
   httpResponse(method: string, route: string | undefined, status: number, seconds: number): void;
+  /** A request refused with 429 by the named limit. */
+  rateLimited?(limit: RateLimitName): void;
 }
 
 /** A request id a client may choose: short, and only characters that are safe in a log line or header. */
@@ -90,13 +103,41 @@ export const REDACTED_PATHS = [
 
 /**
  * Bodies are validated strictly: a string where a number belongs is an error, never coerced.
- * Query strings and path parameters arrive as text, so their numbers are coerced.
+ * Query strings and path parameters arrive as text, so their numbers are coerced. strictNumbers
+ * refuses Infinity (1e309 in a JSON body) where a number belongs.
  */
-const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true });
-const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true });
+const bodyAjv = new Ajv.default({ coerceTypes: false, allErrors: true, removeAdditional: false, useDefaults: true, strictNumbers: true });
+const textAjv = new Ajv.default({ coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: true, verbose: true, strictNumbers: true });
+
+type Validate = ((data: unknown) => boolean) & { errors?: FastifySchemaValidationError[] | null };
+
+/**
+ * Ajv checks a coerced number's type before coercing it and its bounds only when it is finite, so
+ * `?count=1e309` passed as an integer within any minimum and maximum, and the store was handed
+ * Infinity (a 503 "datatype mismatch"). Query strings and path parameters are flat objects (or
+ * arrays of values): a non-finite number among their values is refused here, naming it.
+ */
+function finiteNumbers(validate: Validate): Validate {
+  const wrapped: Validate = (data) => {
+    const ok = validate(data);
+    wrapped.errors = validate.errors;
+    if (!ok || typeof data !== 'object' || data === null) return ok;
+    for (const [key, value] of Object.entries(data)) {
+      const values: unknown[] = Array.isArray(value) ? value : [value];
+      if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        wrapped.errors = [{ instancePath: `/${key}`, keyword: 'type', params: {}, message: 'must be a finite number', schemaPath: '#' }];
+        return false;
+      }
+    }
+    return true;
+  };
+  return wrapped;
+}
 
 export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess): FastifyInstance {
+  const limits = options.limits;
   const app = Fastify({
+    ...(limits === undefined ? {} : (fastifyServerOptions(limits) as object)),
     bodyLimit: options.bodyLimit,
     logger: options.logger,
     // Every log line of a request carries its id (as reqId): the client's X-Request-Id when it is
@@ -118,7 +159,7 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
     onConstructorPoisoning: 'error',
   });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? bodyAjv.compile(schema) : textAjv.compile(schema),
+    httpPart === 'body' ? bodyAjv.compile(schema) : finiteNumbers(textAjv.compile(schema)),
   );
   // JSON only: a text/plain body to a JSON endpoint is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
@@ -132,6 +173,15 @@ export function buildServer(deps: SurfaceDeps, options: HttpOptions & HttpAccess
   // limit counts decompressed bytes, so a small bomb is a 413, not memory. Answers are not compressed.
   app.register(compress, { globalCompression: false, globalDecompression: true, requestEncodings: ['gzip', 'deflate'] });
   observeRequests(app, options);
+  if (limits !== undefined) {
+    applyConnectionCap(app.server, limits);
+    // The first check of a request (after its id is set): a refused request costs a map lookup,
+    // and no body is read and no key checked (route-level hooks, as access's, run after this one).
+    if (limits.rateAddress !== undefined) {
+      const limiter = new RateLimiter(limits.rateAddress, { capacity: ADDRESS_LIMITER_CAPACITY });
+      limitByAddress(app, { limiter, onLimited: () => options.observer?.rateLimited?.('address') });
+    }
+  }
 
   // The schemas that validate requests also describe them: /openapi.json and a browsable /docs.
   app.register(swagger, {

@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Rejection } from '../ingest/pipeline.js';
 import type { DecodedMessage } from './messages.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../domain/token-bucket.js';
 
 /** What Tally publishes on an error topic about one bad message. */
 export interface ErrorReport {

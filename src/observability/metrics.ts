@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import { INGEST_RESULTS, INGEST_SURFACES, type IngestObserver, type IngestResult, type IngestSurface } from '../ingest/pipeline.js';
+import { RATE_LIMITS, type RateLimitName } from '../http/rate-limit.js';
 import type { MqttIngest } from '../mqtt/ingest.js';
 import type { AuditReport, BackupResult, TelemetryStore } from '../store/types.js';
 import { FastHistogram, type HistogramChild } from './histogram.js';
@@ -57,6 +58,8 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   /** route -> method -> counts. Routes are the server's route templates: a set fixed at start. */
   private readonly routes = new Map<string, Map<string, RouteCounts>>();
   private readsInFlight = 0;
+  /** Requests refused with 429, by limit. */
+  private readonly limited = new Map<RateLimitName, number>(RATE_LIMITS.map((l) => [l, 0]));
   private readonly requestSeconds: FastHistogram;
   private readonly commitSeconds: FastHistogram;
   private readonly commitReadings: FastHistogram;
@@ -118,6 +121,16 @@ export class TallyMetrics implements IngestObserver, StoreListener {
       },
     });
 
+    new Counter({
+      name: 'tally_rate_limited_total',
+      help: 'HTTP requests refused with 429, by the limit they went over (address: TALLY_RATE_ADDRESS)',
+      labelNames: ['limit'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [limit, n] of self.limited) this.inc({ limit }, n);
+      },
+    });
     new Counter({
       name: 'tally_http_requests_total',
       help: `HTTP requests answered, by method, route template (${UNMATCHED_ROUTE} when no route matched) and status class`,
@@ -377,6 +390,11 @@ export class TallyMetrics implements IngestObserver, StoreListener {
     const statusClass = Math.floor(status / 100) - 1;
     if (statusClass >= 0 && statusClass < 5) counts.byClass[statusClass]!++;
     counts.latency.observe(seconds);
+  }
+
+  /** HttpObserver: a request refused with 429 by `limit`. */
+  rateLimited(limit: RateLimitName): void {
+    this.limited.set(limit, this.limited.get(limit)! + 1);
   }
 
   /** The text exposition and its content type. */

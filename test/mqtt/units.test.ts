@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/app/config.js';
 import { clientOptions } from '../../src/mqtt/ingest.js';
 import { decodeMessage, type DecodedMessage, type MessageProblem } from '../../src/mqtt/messages.js';
-import { TokenBucket } from '../../src/mqtt/token-bucket.js';
+import { TokenBucket } from '../../src/domain/token-bucket.js';
 import { Topics } from '../../src/mqtt/topics.js';
 import { tempDir } from '../helpers.js';
 

@@ -38,7 +38,8 @@ const tags = ['line-protocol'];
 
 /** InfluxDB's error body: `{code, message}`, with `line` for a bad line. */
 function renderError(problem: Problem): unknown {
-  const code = problem.status === 413 ? 'request too large' : problem.status >= 500 ? 'unavailable' : 'invalid';
+  const code =
+    problem.status === 413 ? 'request too large' : problem.status === 429 ? 'too many requests' : problem.status >= 500 ? 'unavailable' : 'invalid';
   return { code, message: problem.message };
 }
 
@@ -102,10 +103,18 @@ async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: stri
   });
 }
 
+/** The body's text: Fastify parses no empty body, so a request without one has none (undefined). */
+function textOf(body: unknown): string {
+  return typeof body === 'string' ? body : '';
+}
+
 export const influxSurface: FastifyPluginCallback<SurfaceDeps & { lineProtocol: LineProtocolMapping }> = (app, deps, done) => {
   app.setErrorHandler((error, _request, reply) => sendProblem(reply, error, renderError));
   // Line protocol is text, whatever the client calls it (text/plain, or nothing at all); the body
   // limit applies, to the decompressed size when it came gzipped.
+  // Every parser removed first: the root's JSON parser would otherwise take a body sent as
+  // application/json, and hand write() an object (a 500), or refuse valid lines as bad JSON.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, parsed) => parsed(null, body));
 
   const responses = {
@@ -121,12 +130,12 @@ export const influxSurface: FastifyPluginCallback<SurfaceDeps & { lineProtocol: 
   app.post<{ Querystring: Static<typeof V1Query>; Body: string }>(
     '/write',
     { config: { access: 'ingest' }, schema: { tags, summary: 'Write line protocol (InfluxDB 1.x path)', description, querystring: V1Query, body, response: responses } },
-    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply, writablePrefix(request)),
+    async (request, reply) => write(deps, deps.lineProtocol, textOf(request.body), request.query, reply, writablePrefix(request)),
   );
   app.post<{ Querystring: Static<typeof V2Query>; Body: string }>(
     '/api/v2/write',
     { config: { access: 'ingest' }, schema: { tags, summary: 'Write line protocol (InfluxDB 2.x path)', description, querystring: V2Query, body, response: responses } },
-    async (request, reply) => write(deps, deps.lineProtocol, request.body, request.query, reply, writablePrefix(request)),
+    async (request, reply) => write(deps, deps.lineProtocol, textOf(request.body), request.query, reply, writablePrefix(request)),
   );
   done();
 };
