@@ -2,6 +2,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import { parseRate, type Rate } from '../domain/rate-limit.js';
 import type { AuthMode } from '../http/access.js';
 import type { LineProtocolMapping } from '../http/surfaces/influx.js';
 import { HTTP_SERVER_SETTINGS, httpServerConfig, type HttpServerConfig } from '../http/server-config.js';
@@ -33,6 +34,8 @@ export interface Config {
   readonly auth: AuthMode;
   /** A static admin credential (DELETE /v1/devices/:id and every other route), beside the keys. */
   readonly adminToken?: string;
+  /** Requests per API key, and readings per device (any transport); absent, no limit. */
+  readonly rates: { readonly key?: Rate; readonly device?: Rate };
   /** The MQTT subscriber; undefined when TALLY_MQTT_URL is unset. */
   readonly mqtt?: MqttConfig;
   /** How InfluxDB line protocol maps onto readings. */
@@ -67,6 +70,8 @@ export const SETTINGS = {
   requestLog: { env: 'TALLY_REQUEST_LOG', flag: 'request-log', fallback: 'off', help: 'on: a debug line per HTTP request (needs TALLY_LOG_LEVEL=debug)' },
   retention: { env: 'TALLY_RETENTION', flag: 'retention', fallback: '', help: 'keep readings this long, e.g. 30d; empty keeps forever' },
   auth: { env: 'TALLY_AUTH', flag: 'auth', fallback: 'auto', help: 'on (every route needs a key), off (only admin routes), auto (on once a key exists)' },
+  rateKey: { env: 'TALLY_RATE_KEY', flag: 'rate-key', fallback: 'off', help: 'requests per API key, e.g. 1000/s or 1000/s,burst=5000; off: no limit' },
+  rateDevice: { env: 'TALLY_RATE_DEVICE', flag: 'rate-device', fallback: 'off', help: 'readings per device over every transport, e.g. 50/s; off: no limit' },
   adminToken: { env: 'TALLY_ADMIN_TOKEN', flag: 'admin-token', fallback: '', help: 'a static admin credential beside the keys (prefer `tally keys create --scope admin`)' },
   lpDeviceTag: { env: 'TALLY_LP_DEVICE_TAG', flag: 'lp-device-tag', fallback: 'device', help: 'line protocol: the tag holding the device id (else the measurement name)' },
   lpCountField: { env: 'TALLY_LP_COUNT_FIELD', flag: 'lp-count-field', fallback: 'count', help: "line protocol: the integer field that is the reading's count" },
@@ -111,6 +116,12 @@ function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[
   return value as T;
 }
 
+function rates([keyName, keyRaw]: [string, string], [deviceName, deviceRaw]: [string, string]): Config['rates'] {
+  const key = parseRate(keyRaw, keyName);
+  const device = parseRate(deviceRaw, deviceName);
+  return { ...(key === undefined ? {} : { key }), ...(device === undefined ? {} : { device }) };
+}
+
 /**
  * Builds the configuration from flags (which win) and environment variables. Throws ConfigError
  * naming the variable for any invalid value.
@@ -143,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
     auth: oneOf(...read('auth'), ['on', 'off', 'auto'] as const),
+    rates: rates(read('rateKey'), read('rateDevice')),
     http: httpServerConfig(read),
   };
   const [retentionName, retention] = read('retention');

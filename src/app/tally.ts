@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { KeyRing } from '../auth/key-ring.js';
+import { RateLimiter } from '../domain/rate-limit.js';
 import { RetentionWindow } from '../domain/retention.js';
 import { buildServer, REDACTED_PATHS } from '../http/server.js';
 import { GroupCommitBatcher } from '../ingest/batcher.js';
@@ -37,6 +38,13 @@ export interface Tally {
   /** Stops accepting, answers what is in flight, commits the queue, closes the store. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * Buckets the per-key and per-device limiters keep at most (least recently used forgotten first):
+ * about 220 bytes each, so at most ~14 and ~44 MiB whatever the number of keys and devices.
+ */
+const KEY_LIMITER_CAPACITY = 65_536;
+const DEVICE_LIMITER_CAPACITY = 200_000;
 
 /** Retention sweeps: often enough that little piles up, in deletes small enough not to hold ingest up. */
 const PRUNE_INTERVAL_MS = 60_000;
@@ -104,7 +112,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     maxBatchReadings: config.maxBatchReadings,
   });
   const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
-  const ingest = new IngestPipeline(batcher, { retention, observer: metrics });
+  const deviceRate = config.rates.device && new RateLimiter(config.rates.device, { capacity: DEVICE_LIMITER_CAPACITY });
+  const ingest = new IngestPipeline(batcher, { retention, observer: metrics, ...(deviceRate === undefined ? {} : { deviceRate }) });
   const health = new Health({ store, batcher });
   const logger = {
     level: config.logLevel,
@@ -116,7 +125,12 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     {
       bodyLimit: config.bodyLimit,
       logger,
-      access: { mode: config.auth, keys },
+      access: {
+        mode: config.auth,
+        keys,
+        ...(config.rates.key === undefined ? {} : { keyRate: new RateLimiter(config.rates.key, { capacity: KEY_LIMITER_CAPACITY }) }),
+        onKeyLimited: () => metrics.rateLimited('key'),
+      },
       requestLog: config.requestLog,
       observer: metrics,
       limits: config.http,

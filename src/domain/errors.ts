@@ -5,6 +5,7 @@
 export type ErrorCode =
   | 'InvalidInput'
   | 'Forbidden'
+  | 'TooManyRequests'
   | 'NotFound'
   | 'TooManyReadings'
   | 'QueueFull'
@@ -40,6 +41,22 @@ export class ForbiddenDeviceError extends TallyError {
   ) {
     super(`${field} ${JSON.stringify(deviceId)} is not a device this key may write: its devices' ids start with ${JSON.stringify(prefix)}`);
     this.name = 'ForbiddenDeviceError';
+  }
+}
+
+/**
+ * A reading of a device that is over its rate (TALLY_RATE_DEVICE): refused on its own, a 429, so
+ * one chatty device cannot take the commits every other device shares.
+ */
+export class DeviceRateLimitedError extends TallyError {
+  readonly code = 'TooManyRequests' as const;
+  constructor(
+    readonly field: string,
+    deviceId: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`device ${JSON.stringify(deviceId)} is over its rate of readings; retry after ${retryAfterSeconds} s`);
+    this.name = 'DeviceRateLimitedError';
   }
 }
 

@@ -1,5 +1,7 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { hasScope } from '../domain/api-key.js';
+import type { RateLimiter } from '../domain/rate-limit.js';
+import { setRateLimitHeaders } from './address-limit.js';
 import type { KeyRing, Principal } from '../auth/key-ring.js';
 import { HttpError } from './errors.js';
 
@@ -31,6 +33,10 @@ declare module 'fastify' {
 export interface AccessOptions {
   readonly mode: AuthMode;
   readonly keys: KeyRing;
+  /** Requests per key (TALLY_RATE_KEY), checked once the key is known; absent, no limit. */
+  readonly keyRate?: RateLimiter;
+  /** Told of each request refused by the per-key limit (the tally_rate_limited_total metric). */
+  readonly onKeyLimited?: () => void;
 }
 
 /** The challenge of every 401, as RFC 6750 has it. */
@@ -73,9 +79,9 @@ const HOW_TO_GET_A_KEY = 'send Authorization: Bearer <key> or X-API-Key: <key>; 
  * 401/403 in its documented shape. Call before any route is registered.
  */
 export function enforceAccess(app: FastifyInstance, options: AccessOptions): void {
-  const { keys, mode } = options;
+  const { keys, mode, keyRate, onKeyLimited } = options;
   app.decorateRequest('principal', null);
-  const check = (request: FastifyRequest): void => {
+  const check = (request: FastifyRequest, reply: FastifyReply): void => {
     const access = accessOf(request);
     if (access === 'open') return;
     // Admin routes delete data: they need an admin key whatever the mode.
@@ -106,10 +112,18 @@ export function enforceAccess(app: FastifyInstance, options: AccessOptions): voi
       if (deviceId !== undefined && !deviceId.startsWith(principal.devicePrefix)) throw forbiddenDevice(principal);
     }
     request.principal = principal;
+    if (keyRate !== undefined) {
+      const decision = keyRate.take(principal.name);
+      if (!decision.allowed) {
+        onKeyLimited?.();
+        setRateLimitHeaders(reply, decision);
+        throw new HttpError(429, 'TooManyRequests', `the key ${JSON.stringify(principal.name)} is over its rate; retry after ${decision.retryAfterSeconds} s`, decision.retryAfterSeconds);
+      }
+    }
   };
   const hook: onRequestHookHandler = (request, reply, done) => {
     try {
-      check(request);
+      check(request, reply);
       done();
     } catch (error) {
       if ((error as HttpError).status === 401) reply.header('WWW-Authenticate', WWW_AUTHENTICATE);

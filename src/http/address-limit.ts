@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from './errors.js';
-import type { RateDecision, RateLimiter } from './rate-limit.js';
+import type { RateDecision, RateLimiter } from '../domain/rate-limit.js';
 
 /**
  * The key of a client address: an IPv4 address as it is (IPv4-mapped IPv6 too), an IPv6 address by

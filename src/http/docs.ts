@@ -26,6 +26,7 @@ const ERROR_MEANINGS: Record<number, string> = {
   400: 'Invalid input: the body or a parameter breaks a rule; the message names the field',
   401: 'No valid API key, where one is needed (see README, Security); with a WWW-Authenticate header',
   403: "The key lacks the route's scope, or is bound to devices other than the one asked for",
+  429: 'Over a rate limit (per address, key or device; see README, Security); retry after Retry-After seconds',
   404: 'No such device (or route)',
   413: 'The body, or the number of readings in it, is over the limit',
   415: 'The Content-Type is not one this route accepts',
@@ -42,14 +43,15 @@ const EXAMPLES: Record<number, [string, string]> = {
   400: ['InvalidInput', 'readings[0].timestamp must be an RFC 3339 timestamp with a zone'],
   401: ['Unauthorized', 'the key is not valid'],
   403: ['Forbidden', 'the key "gateway-7" lacks the read scope this endpoint needs'],
+  429: ['TooManyRequests', 'the key "gateway-7" is over its rate; retry after 1 s'],
   404: ['NotFound', 'device "meter-9" not found'],
   413: ['PayloadTooLarge', 'Request body is too large'],
   415: ['UnsupportedMediaType', 'Unsupported Media Type: text/plain'],
   503: ['QueueFull', 'the write queue is full (100000 readings waiting); retry shortly'],
 };
 
-/** What any route that needs a key can answer, whatever else it does. */
-const ACCESS_ERRORS = [401, 403] as const;
+/** What any route that needs a key can answer, whatever else it does (and 429, with a rate limit set). */
+const ACCESS_ERRORS = [401, 403, 429] as const;
 
 /**
  * Response entries documenting the error statuses a route can answer, in its surface's form, and

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { ForbiddenDeviceError, InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
+import { DeviceRateLimitedError, ForbiddenDeviceError, InvalidCursorError, TallyError, TooManyReadingsError, ValidationError, type ErrorCode } from '../domain/errors.js';
 
-export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'TooManyRequests' | 'Internal';
+export type HttpErrorCode = ErrorCode | 'PayloadTooLarge' | 'UnsupportedMediaType' | 'Unauthorized' | 'Internal';
 
 /** An error that only exists at the HTTP boundary (authentication, for instance). */
 export class HttpError extends Error {
@@ -37,6 +37,7 @@ export interface Issue {
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   InvalidInput: 400,
   Forbidden: 403,
+  TooManyRequests: 429,
   NotFound: 404,
   TooManyReadings: 413,
   QueueFull: 503,
@@ -98,7 +99,7 @@ function describeError(error: unknown): Problem {
   if (error instanceof TallyError) {
     // Every listing of every surface takes its cursor as the query parameter `cursor`.
     const field =
-      error instanceof ValidationError || error instanceof TooManyReadingsError || error instanceof ForbiddenDeviceError ? error.field : error instanceof InvalidCursorError ? 'cursor' : undefined;
+      error instanceof ValidationError || error instanceof TooManyReadingsError || error instanceof ForbiddenDeviceError || error instanceof DeviceRateLimitedError ? error.field : error instanceof InvalidCursorError ? 'cursor' : undefined;
     const retryAfterSeconds = 'retryAfterSeconds' in error ? (error.retryAfterSeconds as number) : undefined;
     return { status: STATUS_BY_CODE[error.code], code: error.code, message: error.message, field, retryAfterSeconds };
   }

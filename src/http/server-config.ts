@@ -3,7 +3,7 @@ import type { ServerOptions } from 'node:http';
 import { createSecureContext } from 'node:tls';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
-import { parseRate, type Rate } from './rate-limit.js';
+import { parseRate, type Rate } from '../domain/rate-limit.js';
 
 /**
  * What the HTTP server does against slow, hostile and too many clients, and TLS. Validated at start;

@@ -10,7 +10,7 @@ import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
 import { enforceAccess, type AccessOptions } from './access.js';
 import { limitByAddress } from './address-limit.js';
-import { RateLimiter, type RateLimitName } from './rate-limit.js';
+import { RateLimiter, type RateLimitName } from '../domain/rate-limit.js';
 import { applyConnectionCap, fastifyServerOptions, type HttpServerConfig } from './server-config.js';
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';

@@ -1,4 +1,5 @@
-import { ForbiddenDeviceError, QueueFullError, ValidationError } from '../domain/errors.js';
+import { DeviceRateLimitedError, ForbiddenDeviceError, QueueFullError, ValidationError } from '../domain/errors.js';
+import type { RateLimiter } from '../domain/rate-limit.js';
 import type { Reading } from '../domain/reading.js';
 import type { RetentionWindow } from '../domain/retention.js';
 import type { GroupCommitBatcher } from './batcher.js';
@@ -14,18 +15,18 @@ export const ItemStatus = {
   NotWritten: 3,
 } as const;
 
-/**
- * An item refused, named by its index in the write and by field: by the domain's rules
- * (ValidationError, a 400) or because the writer's key does not cover its device (a 403).
- */
+/** Why an item was refused: the domain's rules (a 400), its key's devices (a 403), its device's rate (a 429). */
+export type RejectionError = ValidationError | ForbiddenDeviceError | DeviceRateLimitedError;
+
+/** An item refused, named by its index in the write and by field. */
 export interface Rejection {
   readonly index: number;
-  readonly error: ValidationError | ForbiddenDeviceError;
+  readonly error: RejectionError;
 }
 
 /** The HTTP status a rejected item reports where a surface answers per item. */
-export function rejectionStatus(rejection: Rejection): 400 | 403 {
-  return rejection.error instanceof ForbiddenDeviceError ? 403 : 400;
+export function rejectionStatus(error: RejectionError): 400 | 403 | 429 {
+  return error instanceof ForbiddenDeviceError ? 403 : error instanceof DeviceRateLimitedError ? 429 : 400;
 }
 
 export interface IngestOutcome {
@@ -60,7 +61,7 @@ export type IngestSurface = (typeof INGEST_SURFACES)[number];
  * all-or-nothing write was rejected. `queue_full`, `unavailable`: every reading of a write the
  * batcher or the store refused (QueueFullError; StorageUnavailableError or ShuttingDownError).
  */
-export const INGEST_RESULTS = ['stored', 'duplicate', 'invalid', 'forbidden', 'retention', 'atomic', 'queue_full', 'unavailable'] as const;
+export const INGEST_RESULTS = ['stored', 'duplicate', 'invalid', 'forbidden', 'rate_limited', 'retention', 'atomic', 'queue_full', 'unavailable'] as const;
 export type IngestResult = (typeof INGEST_RESULTS)[number];
 
 /**
@@ -76,6 +77,8 @@ export interface PipelineOptions {
   readonly retention?: RetentionWindow;
   /** Told the counts of every write that names its surface. */
   readonly observer?: IngestObserver;
+  /** Readings per device (TALLY_RATE_DEVICE), whatever transport they came by; absent, no limit. */
+  readonly deviceRate?: RateLimiter;
 }
 
 /**
@@ -103,7 +106,9 @@ export class IngestPipeline {
     let tooOld = false;
     let tooOldCount = 0;
     let forbiddenCount = 0;
+    let limitedCount = 0;
     const prefix = options.devicePrefix;
+    const deviceRate = this.options.deviceRate;
     for (let i = 0; i < items.length; i++) {
       try {
         const reading = reader.read(items[i], i);
@@ -111,6 +116,14 @@ export class IngestPipeline {
           forbiddenCount++;
           const field = 'property' in shape.deviceId ? fieldName(shape, i, shape.deviceId.property) : 'device id';
           throw new ForbiddenDeviceError(field, reading.deviceId, prefix);
+        }
+        if (deviceRate !== undefined) {
+          const decision = deviceRate.take(reading.deviceId);
+          if (!decision.allowed) {
+            limitedCount++;
+            const field = 'property' in shape.deviceId ? fieldName(shape, i, shape.deviceId.property) : 'device id';
+            throw new DeviceRateLimitedError(field, reading.deviceId, decision.retryAfterSeconds);
+          }
         }
         if (reading.tsUs < cutoffUs) {
           tooOld = true;
@@ -120,7 +133,7 @@ export class IngestPipeline {
         indexOf?.push(i);
         readings.push(reading);
       } catch (error) {
-        if (!(error instanceof ValidationError || error instanceof ForbiddenDeviceError)) throw error;
+        if (!(error instanceof ValidationError || error instanceof ForbiddenDeviceError || error instanceof DeviceRateLimitedError)) throw error;
         if (tooOld) {
           tooOldCount++;
           tooOld = false;
@@ -134,9 +147,10 @@ export class IngestPipeline {
     const observer = options.surface === undefined ? undefined : this.options.observer;
     if (observer !== undefined && rejections.length > 0) {
       const surface = options.surface!;
-      const invalid = rejections.length - tooOldCount - forbiddenCount;
+      const invalid = rejections.length - tooOldCount - forbiddenCount - limitedCount;
       if (invalid > 0) observer.count(surface, 'invalid', invalid);
       if (forbiddenCount > 0) observer.count(surface, 'forbidden', forbiddenCount);
+      if (limitedCount > 0) observer.count(surface, 'rate_limited', limitedCount);
       if (tooOldCount > 0) observer.count(surface, 'retention', tooOldCount);
     }
     if ((rejections.length > 0 && options.atomic) || options.checkOnly) {

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
 import { INGEST_RESULTS, INGEST_SURFACES, type IngestObserver, type IngestResult, type IngestSurface } from '../ingest/pipeline.js';
-import { RATE_LIMITS, type RateLimitName } from '../http/rate-limit.js';
+import { RATE_LIMITS, type RateLimitName } from '../domain/rate-limit.js';
 import type { MqttIngest } from '../mqtt/ingest.js';
 import type { AuditReport, BackupResult, TelemetryStore } from '../store/types.js';
 import { FastHistogram, type HistogramChild } from './histogram.js';
@@ -98,7 +98,8 @@ export class TallyMetrics implements IngestObserver, StoreListener {
     new Counter({
       name: 'tally_readings_rejected_total',
       help:
-        'Readings not stored, by reason: invalid (broke a rule), retention (older than the window), atomic (not written because ' +
+        'Readings not stored, by reason: invalid (broke a rule), forbidden (a device its key does not cover), rate_limited ' +
+        '(its device over TALLY_RATE_DEVICE), retention (older than the window), atomic (not written because ' +
         'another item of an all-or-nothing write was rejected), queue_full (503, write queue full), unavailable (store or shutdown)',
       labelNames: ['transport', 'surface', 'reason'],
       registers,
@@ -123,7 +124,9 @@ export class TallyMetrics implements IngestObserver, StoreListener {
 
     new Counter({
       name: 'tally_rate_limited_total',
-      help: 'HTTP requests refused with 429, by the limit they went over (address: TALLY_RATE_ADDRESS)',
+      help:
+        'Refused with 429, by the limit they went over: HTTP requests over TALLY_RATE_ADDRESS (address) or TALLY_RATE_KEY (key); ' +
+        'readings, over any transport, over TALLY_RATE_DEVICE (device)',
       labelNames: ['limit'],
       registers,
       collect() {
@@ -350,6 +353,7 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   count(surface: IngestSurface, result: IngestResult, n: number): void {
     this.readings[SURFACE_INDEX.get(surface)! * INGEST_RESULTS.length + RESULT_INDEX.get(result)!]! += n;
     if (result === 'queue_full') this.backpressure[transportOf(surface)]++;
+    else if (result === 'rate_limited') this.rateLimited('device', n);
   }
 
   /** StoreListener: one event per store operation. */
@@ -393,8 +397,8 @@ export class TallyMetrics implements IngestObserver, StoreListener {
   }
 
   /** HttpObserver: a request refused with 429 by `limit`. */
-  rateLimited(limit: RateLimitName): void {
-    this.limited.set(limit, this.limited.get(limit)! + 1);
+  rateLimited(limit: RateLimitName, n = 1): void {
+    this.limited.set(limit, this.limited.get(limit)! + n);
   }
 
   /** The text exposition and its content type. */

@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       lineProtocol: { deviceTag: 'device', countField: 'count' },
       requestLog: false,
       auth: 'auto',
+      rates: {},
       http: { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 72_000, maxHeaderBytes: 16_384, maxConnections: 1024 },
     });
     expect(Object.isFrozen(config)).toBe(true);

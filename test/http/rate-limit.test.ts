@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ConfigError } from '../../src/app/config.js';
 import { TokenBucket } from '../../src/domain/token-bucket.js';
 import { addressKey } from '../../src/http/address-limit.js';
-import { parseRate, RateLimiter } from '../../src/http/rate-limit.js';
+import { parseRate, RateLimiter } from '../../src/domain/rate-limit.js';
 import { startTally } from '../helpers.js';
 import { type Harness } from './client.js';
 

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { parseBody, timestampMicros, type Point, type Precision } from '../../ingest/line-protocol.js';
 import { ItemStatus, rejectionStatus } from '../../ingest/pipeline.js';
 import type { ReadingShape } from '../../ingest/shape.js';
+import type { DeviceRateLimitedError } from '../../domain/errors.js';
 import { writablePrefix } from '../access.js';
 import { errorReplies, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import { sendProblem, type Problem } from '../errors.js';
@@ -92,9 +93,15 @@ async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: stri
   bad.sort((a, b) => a.line - b.line);
   const first = bad[0]!;
   const written = outcome.status.filter((s) => s === ItemStatus.Stored || s === ItemStatus.Duplicate).length;
-  // Nothing written, and lines refused for their device: the key was the problem, as InfluxDB's 403.
-  if (written === 0 && outcome.rejections.some((r) => rejectionStatus(r) === 403)) {
-    return reply.code(403).send({ code: 'forbidden', message: `line ${first.line}: ${first.message}`, line: first.line });
+  if (written === 0 && errors.length === 0) {
+    // Nothing written, and every line refused for its device: the key was the problem (InfluxDB's
+    // 403), or the device's rate (a 429 its clients retry after Retry-After).
+    const statuses = new Set(outcome.rejections.map((r) => rejectionStatus(r.error)));
+    if (statuses.size === 1 && statuses.has(403)) return reply.code(403).send({ code: 'forbidden', message: `line ${first.line}: ${first.message}`, line: first.line });
+    if (statuses.size === 1 && statuses.has(429)) {
+      const retry = Math.max(...outcome.rejections.map((r) => (r.error as DeviceRateLimitedError).retryAfterSeconds));
+      return reply.code(429).header('retry-after', String(retry)).send({ code: 'too many requests', message: `line ${first.line}: ${first.message}`, line: first.line });
+    }
   }
   return reply.code(400).send({
     code: 'invalid',

@@ -102,7 +102,7 @@ async function ingestDeviceReadings(deps: SurfaceDeps, body: Record<string, unkn
     else if (status === ItemStatus.Duplicate) results[i] = { id: deviceId, timestamp, success: false, status: 409, error: DUPLICATE };
     else {
       const rejection = errors.get(i)!;
-      results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: rejectionStatus(rejection), error: rejection.error.message };
+      results[i] = { id: deviceId, timestamp: echoTimestamp(timestamp), success: false, status: rejectionStatus(rejection.error), error: rejection.error.message };
     }
   }
   return reply.code(outcome.stored === raw.length ? 202 : 207).send({ results });

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { ForbiddenDeviceError, TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
-import type { IngestOutcome, WriteOptions } from '../../../ingest/pipeline.js';
+import { DeviceRateLimitedError, TooManyReadingsError, ValidationError } from '../../../domain/errors.js';
+import { rejectionStatus, type IngestOutcome, type RejectionError, type WriteOptions } from '../../../ingest/pipeline.js';
 import type { ReadingShape } from '../../../ingest/shape.js';
 import { writablePrefix } from '../../access.js';
 import { HttpError } from '../../errors.js';
@@ -92,13 +92,17 @@ class Outcome {
   duplicates = 0;
   total = 0;
   rejectedTotal = 0;
-  forbiddenTotal = 0;
+  /** Rejections by status: 400 invalid, 403 another key's device, 429 the device over its rate. */
+  readonly byStatus = new Map<number, number>();
+  /** The longest Retry-After of the readings refused for their device's rate. */
+  retryAfterSeconds = 0;
   readonly rejected: Array<{ index: number; field: string; message: string; status: number }> = [];
 
-  reject(index: number, error: ValidationError | ForbiddenDeviceError): void {
+  reject(index: number, error: RejectionError): void {
     this.rejectedTotal++;
-    const status = error instanceof ForbiddenDeviceError ? 403 : 400;
-    if (status === 403) this.forbiddenTotal++;
+    const status = rejectionStatus(error);
+    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    if (error instanceof DeviceRateLimitedError) this.retryAfterSeconds = Math.max(this.retryAfterSeconds, error.retryAfterSeconds);
     if (this.rejected.length < MAX_LISTED_REJECTIONS) this.rejected.push({ index, field: error.field, message: error.message, status });
   }
 
@@ -111,9 +115,11 @@ class Outcome {
 
   send(reply: FastifyReply, atomic: boolean): FastifyReply {
     // An atomic request with any rejection stored nothing: that is a 400, not a partial 207.
-    // Every reading refused for its device: the key was the problem, a 403.
-    const status =
-      this.rejectedTotal === 0 ? 200 : this.forbiddenTotal === this.total ? 403 : atomic || this.rejectedTotal === this.total ? 400 : 207;
+    // Every reading refused for the same reason that is not the reading's own fault: that reason's
+    // status (403 the key's devices, 429 the device's rate), so a client knows what to change or when to retry.
+    const only = this.byStatus.size === 1 && this.rejectedTotal === this.total ? [...this.byStatus.keys()][0]! : 400;
+    const status = this.rejectedTotal === 0 ? 200 : only !== 400 ? only : atomic || this.rejectedTotal === this.total ? 400 : 207;
+    if (status === 429) reply.header('retry-after', String(this.retryAfterSeconds));
     const body: Record<string, unknown> = { accepted: this.accepted, duplicates: this.duplicates, rejected: this.rejected };
     if (this.rejectedTotal > this.rejected.length) body.rejected_total = this.rejectedTotal;
     return reply.code(status).send(body);
@@ -247,6 +253,11 @@ export const v1ReadingsRoute: FastifyPluginCallback<SurfaceDeps> = (app, deps, d
             "Every reading was of a device the key may not write (per reading status 403); or the key lacks the ingest scope {\"error\":{...}}",
             Type.Union([Outcome_, TallyErrorForm.schema]),
             { accepted: 0, duplicates: 0, rejected: [{ index: 0, field: 'device_id', message: 'device_id "6b-meter" is not a device this key may write', status: 403 }] },
+          ),
+          429: doc(
+            'Every reading was of a device over its rate (per reading status 429; Retry-After); or the address or key is over its rate {"error":{...}}',
+            Type.Union([Outcome_, TallyErrorForm.schema]),
+            { accepted: 0, duplicates: 0, rejected: [{ index: 0, field: 'device_id', message: 'device "meter-1" is over its rate of readings; retry after 1 s', status: 429 }] },
           ),
         },
       },

@@ -1,5 +1,5 @@
-import { ConfigError } from '../domain/errors.js';
-import { TokenBucket } from '../domain/token-bucket.js';
+import { ConfigError } from './errors.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** What a request may be limited by: a closed set, the label values of tally_rate_limited_total. */
 export const RATE_LIMITS = ['address', 'key', 'device'] as const;
