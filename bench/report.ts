@@ -140,6 +140,46 @@ export function targets(single?: ReadonlyArray<[RunFigures, RunFigures]>, batch?
   return list;
 }
 
+/**
+ * The PostgreSQL targets (issue 15): Tally ÷ the raw ceiling for 1,000-reading batches, from the
+ * batch scenario's [tally, ceiling] pairs, and two nodes ÷ one, from the two-nodes [two, one] pairs.
+ */
+export function pgTargets(batch?: ReadonlyArray<[RunFigures, RunFigures]>, twoNodes?: ReadonlyArray<[RunFigures, RunFigures]>): Target[] {
+  const list: Target[] = [];
+  const each = (values: readonly number[]) => (values.length > 1 ? ` (median of ${values.map((v) => v.toFixed(2)).join(', ')})` : '');
+  const ratio = (name: string, pairs: ReadonlyArray<[RunFigures, RunFigures]> | undefined, goal: number) => {
+    if (pairs === undefined || pairs.length === 0) return;
+    const values = pairs.map(([a, b]) => a.readingsPerS / b.readingsPerS);
+    const value = median(values);
+    list.push({ name: `${name}${each(values)}`, value, goal: `>= ${goal.toFixed(2)}`, pass: value >= goal });
+  };
+  ratio('batch: Tally readings/s ÷ PostgreSQL ceiling readings/s', batch, 0.8);
+  ratio('two-nodes: two Tally nodes readings/s ÷ one node readings/s', twoNodes, 1);
+  return list;
+}
+
+/**
+ * One result of several autocannon runs side by side (one per node): their 2xx, errors and
+ * connections added up over the longest duration; p50 the 2xx-weighted mean of theirs, p99 the worst.
+ */
+export function mergeResults(results: readonly autocannon.Result[]): autocannon.Result {
+  const ok = results.reduce((n, r) => n + r['2xx'], 0);
+  const sum = (of: (r: autocannon.Result) => number) => results.reduce((n, r) => n + of(r), 0);
+  return {
+    ...results[0]!,
+    '2xx': ok,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    connections: sum((r) => r.connections),
+    duration: Math.max(...results.map((r) => r.duration)),
+    latency: {
+      ...results[0]!.latency,
+      p50: ok === 0 ? 0 : sum((r) => r.latency.p50 * r['2xx']) / ok,
+      p99: Math.max(...results.map((r) => r.latency.p99)),
+    },
+  };
+}
+
 /** `passes` sequential full listings of GET /v1/devices, following next_cursor. */
 export interface PagingRun {
   readonly listing: string;
