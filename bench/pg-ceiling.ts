@@ -31,6 +31,17 @@ export function readingsOf(workload: Workload, i: number): Reading[] {
   return body.readings.map((r) => ({ deviceId: body.id, tsUs: Date.parse(r.timestamp) * 1000, tsText: r.timestamp, count: r.count, payload: null }));
 }
 
+/**
+ * Opens `n` connections of the pool now, so none is opened inside a timed run, and answers their
+ * backends' PIDs (the pool must keep them: no idle timeout shorter than the bench).
+ */
+export async function openAll(pool: pg.Pool, n: number): Promise<number[]> {
+  const clients = await Promise.all(Array.from({ length: n }, () => pool.connect()));
+  const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid));
+  for (const c of clients) c.release();
+  return pids;
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
@@ -49,14 +60,10 @@ export class Ceiling {
 
   /** A pool of `lanes` connections on `url` (a fresh database: the schema is made here, untimed). */
   static async open(url: string, lanes: number): Promise<Ceiling> {
-    const pool = new pg.Pool({ connectionString: url, max: lanes });
+    const pool = new pg.Pool({ connectionString: url, max: lanes, idleTimeoutMillis: 0 });
     pool.on('error', () => undefined);
     await withClient(pool, migrate);
-    // Open every connection now, so none is opened inside a timed run, and learn its backend.
-    const clients = await Promise.all(Array.from({ length: lanes }, () => pool.connect()));
-    const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid));
-    for (const c of clients) c.release();
-    return new Ceiling(pool, new Partitions(pool), lanes, pids);
+    return new Ceiling(pool, new Partitions(pool), lanes, await openAll(pool, lanes));
   }
 
   /** `lanes` loops of one body per statement for `seconds`; the figures of the run, as a server's. */

@@ -1,6 +1,7 @@
 /** Figures of one load run, the checks on them, and how they are printed. */
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import type autocannon from 'autocannon';
+import type { CommitRates } from './commits.js';
 import type { CpuShare } from './cpu.js';
 
 export interface Machine {
@@ -45,13 +46,15 @@ export interface RunFigures {
   readonly peakRssMiB: number | null;
   /** Share of the machine's CPU time during the measured run, by whom. */
   readonly cpu: CpuShare | null;
+  /** Tally's group commits during the run (from its /metrics). */
+  readonly commits?: CommitRates;
 }
 
 export function figures(
   server: string,
   scenario: string,
   readingsPerRequest: number,
-  { result, cpu }: { result: autocannon.Result; cpu: CpuShare | null },
+  { result, cpu, commits }: { result: autocannon.Result; cpu: CpuShare | null; commits?: CommitRates },
   peakRssBytes: number | undefined,
 ): RunFigures {
   const ok = result['2xx'];
@@ -68,6 +71,7 @@ export function figures(
     errors: result.errors,
     peakRssMiB: peakRssBytes === undefined ? null : peakRssBytes / 1024 ** 2,
     cpu,
+    ...(commits === undefined ? {} : { commits }),
   };
 }
 
@@ -238,7 +242,7 @@ export function printMachine(m: Machine): void {
 }
 
 export function printFigures(rows: readonly RunFigures[]): void {
-  const header = ['scenario', 'server', 'conns', 'req/s', 'readings/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak RSS MiB', 'CPU % server/loadgen/other'];
+  const header = ['scenario', 'server', 'conns', 'req/s', 'readings/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak RSS MiB', 'CPU % server/loadgen/other', 'commits/s x readings, ms'];
   const lines = rows.map((r) => [
     r.scenario,
     r.server,
@@ -251,6 +255,7 @@ export function printFigures(rows: readonly RunFigures[]): void {
     String(r.errors),
     r.peakRssMiB === null ? '-' : r.peakRssMiB.toFixed(0),
     cpuCell(r.cpu),
+    r.commits === undefined ? '-' : `${r.commits.commitsPerS.toFixed(0)} x ${int(r.commits.readingsPerCommit)}, ${r.commits.meanMs.toFixed(1)}`,
   ]);
   printTable(header, lines);
 }

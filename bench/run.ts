@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { commitRates, commitTotals, type CommitRates, type CommitTotals } from './commits.js';
 import { measureCpu, type CpuShare } from './cpu.js';
 import { postgresConfig } from '../src/store/postgres/config.js';
 import { eachLimited, peakRssBytes, startPingServer, type Server } from './proc.js';
@@ -133,17 +134,31 @@ async function stop(server: Server): Promise<void> {
  * Warms up, then measures, with every body unique until the workload runs out. Several servers (nodes
  * of one database) share the connections and the bodies; their results are merged.
  */
-async function drive(servers: Server | readonly Server[], tracker: AckTracker, connections: number): Promise<{ result: autocannon.Result; cpu: CpuShare | null }> {
+async function drive(
+  servers: Server | readonly Server[],
+  tracker: AckTracker,
+  connections: number,
+): Promise<{ result: autocannon.Result; cpu: CpuShare | null; commits?: CommitRates }> {
   const list = Array.isArray(servers) ? servers : [servers as Server];
-  if (list.length > 1) {
-    const share = (k: number) => Math.floor(connections / list.length) + (k < connections % list.length ? 1 : 0);
-    const runs = await Promise.all(list.map((server, k) => driveOne(server, tracker, share(k), list.map((s) => s.proc.pid))));
-    return { result: mergeResults(runs.map((r) => r.result)), cpu: runs[0]!.cpu };
-  }
-  return driveOne(list[0]!, tracker, connections, [list[0]!.proc.pid]);
+  const share = (k: number) => Math.floor(connections / list.length) + (k < connections % list.length ? 1 : 0);
+  const runs = await Promise.all(list.map((server, k) => driveOne(server, tracker, share(k), list.map((s) => s.proc.pid))));
+  const result = runs.length === 1 ? runs[0]!.result : mergeResults(runs.map((r) => r.result));
+  const totals = runs.map((r) => r.commits).filter((c) => c !== undefined);
+  const add = (list: readonly CommitTotals[]): CommitTotals => ({
+    commits: list.reduce((n, t) => n + t.commits, 0),
+    readings: list.reduce((n, t) => n + t.readings, 0),
+    seconds: list.reduce((n, t) => n + t.seconds, 0),
+  });
+  const commits = totals.length === 0 ? undefined : commitRates(add(totals.map((t) => t.before)), add(totals.map((t) => t.after)), result.duration);
+  return { result, cpu: runs[0]!.cpu, ...(commits === undefined ? {} : { commits }) };
 }
 
-async function driveOne(server: Server, tracker: AckTracker, connections: number, cpuPids: readonly number[]): Promise<{ result: autocannon.Result; cpu: CpuShare | null }> {
+async function driveOne(
+  server: Server,
+  tracker: AckTracker,
+  connections: number,
+  cpuPids: readonly number[],
+): Promise<{ result: autocannon.Result; cpu: CpuShare | null; commits?: { before: CommitTotals; after: CommitTotals } }> {
   const options = (duration: number): autocannon.Options => ({
     url: server.url + tracker.workload.path,
     method: 'POST',
@@ -155,12 +170,15 @@ async function driveOne(server: Server, tracker: AckTracker, connections: number
     requests: [tracker.request()],
   });
   if (warmupS > 0) await autocannon(options(warmupS));
+  const isTally = server.name.startsWith('tally');
+  const before = isTally ? await commitTotals([server.url]) : undefined;
   const stopCpu = measureCpu(cpuPids);
   const result = await autocannon(options(durationS));
   const cpu = stopCpu();
+  const commits = before === undefined ? undefined : { before, after: await commitTotals([server.url]) };
   // Repeated bodies only matter where they are stored.
-  if (tracker.wrapped && server.name.startsWith('tally')) console.warn(`  note: ${tracker.workload.name} ran out of distinct bodies; later ones repeated`);
-  return { result, cpu };
+  if (tracker.wrapped && isTally) console.warn(`  note: ${tracker.workload.name} ran out of distinct bodies; later ones repeated`);
+  return { result, cpu, ...(commits === undefined ? {} : { commits }) };
 }
 
 /** The commit measured, marked -dirty when the working tree differs from it. */
