@@ -27,23 +27,32 @@ function machineBusyS(): number {
   return (user! + nice! + system! + irq! + softirq! + steal!) / ticksPerSecond();
 }
 
-function sample(serverPid: number): Sample | undefined {
+function sample(serverPids: readonly number[]): Sample | undefined {
   try {
     const self = process.cpuUsage();
     const atMs = performance.now();
     const busyS = machineBusyS();
-    const serverS = cpuSeconds(serverPid);
+    let serverS: number | undefined = 0;
+    for (const pid of serverPids) {
+      const s = cpuSeconds(pid);
+      serverS = s === undefined ? undefined : serverS + s;
+      if (serverS === undefined) break;
+    }
     return serverS === undefined ? undefined : { atMs, machineBusyS: busyS, serverS, selfS: (self.user + self.system) / 1e6 };
   } catch {
     return undefined;
   }
 }
 
-/** Starts measuring; the returned function ends the measurement. */
-export function measureCpu(serverPid: number): () => CpuShare | null {
-  const start = sample(serverPid);
+/**
+ * Starts measuring; the returned function ends the measurement. The server may be several
+ * processes (two Tally nodes, or the PostgreSQL backends serving the bench's own connections).
+ */
+export function measureCpu(serverPid: number | readonly number[]): () => CpuShare | null {
+  const pids = typeof serverPid === 'number' ? [serverPid] : serverPid;
+  const start = sample(pids);
   return () => {
-    const end = sample(serverPid);
+    const end = sample(pids);
     if (start === undefined || end === undefined) return null;
     const capacity = ((end.atMs - start.atMs) / 1000) * cpus().length;
     const server = end.serverS - start.serverS;

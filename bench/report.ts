@@ -1,6 +1,7 @@
 /** Figures of one load run, the checks on them, and how they are printed. */
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import type autocannon from 'autocannon';
+import type { CommitRates } from './commits.js';
 import type { CpuShare } from './cpu.js';
 
 export interface Machine {
@@ -45,13 +46,15 @@ export interface RunFigures {
   readonly peakRssMiB: number | null;
   /** Share of the machine's CPU time during the measured run, by whom. */
   readonly cpu: CpuShare | null;
+  /** Tally's group commits during the run (from its /metrics). */
+  readonly commits?: CommitRates;
 }
 
 export function figures(
   server: string,
   scenario: string,
   readingsPerRequest: number,
-  { result, cpu }: { result: autocannon.Result; cpu: CpuShare | null },
+  { result, cpu, commits }: { result: autocannon.Result; cpu: CpuShare | null; commits?: CommitRates },
   peakRssBytes: number | undefined,
 ): RunFigures {
   const ok = result['2xx'];
@@ -68,6 +71,7 @@ export function figures(
     errors: result.errors,
     peakRssMiB: peakRssBytes === undefined ? null : peakRssBytes / 1024 ** 2,
     cpu,
+    ...(commits === undefined ? {} : { commits }),
   };
 }
 
@@ -140,6 +144,46 @@ export function targets(single?: ReadonlyArray<[RunFigures, RunFigures]>, batch?
   return list;
 }
 
+/**
+ * The PostgreSQL targets (issue 15): Tally ÷ the raw ceiling for 1,000-reading batches, from the
+ * batch scenario's [tally, ceiling] pairs, and two nodes ÷ one, from the two-nodes [two, one] pairs.
+ */
+export function pgTargets(batch?: ReadonlyArray<[RunFigures, RunFigures]>, twoNodes?: ReadonlyArray<[RunFigures, RunFigures]>): Target[] {
+  const list: Target[] = [];
+  const each = (values: readonly number[]) => (values.length > 1 ? ` (median of ${values.map((v) => v.toFixed(2)).join(', ')})` : '');
+  const ratio = (name: string, pairs: ReadonlyArray<[RunFigures, RunFigures]> | undefined, goal: number) => {
+    if (pairs === undefined || pairs.length === 0) return;
+    const values = pairs.map(([a, b]) => a.readingsPerS / b.readingsPerS);
+    const value = median(values);
+    list.push({ name: `${name}${each(values)}`, value, goal: `>= ${goal.toFixed(2)}`, pass: value >= goal });
+  };
+  ratio('batch: Tally readings/s ÷ PostgreSQL ceiling readings/s', batch, 0.8);
+  ratio('two-nodes: two Tally nodes readings/s ÷ one node readings/s', twoNodes, 1);
+  return list;
+}
+
+/**
+ * One result of several autocannon runs side by side (one per node): their 2xx, errors and
+ * connections added up over the longest duration; p50 the 2xx-weighted mean of theirs, p99 the worst.
+ */
+export function mergeResults(results: readonly autocannon.Result[]): autocannon.Result {
+  const ok = results.reduce((n, r) => n + r['2xx'], 0);
+  const sum = (of: (r: autocannon.Result) => number) => results.reduce((n, r) => n + of(r), 0);
+  return {
+    ...results[0]!,
+    '2xx': ok,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    connections: sum((r) => r.connections),
+    duration: Math.max(...results.map((r) => r.duration)),
+    latency: {
+      ...results[0]!.latency,
+      p50: ok === 0 ? 0 : sum((r) => r.latency.p50 * r['2xx']) / ok,
+      p99: Math.max(...results.map((r) => r.latency.p99)),
+    },
+  };
+}
+
 /** `passes` sequential full listings of GET /v1/devices, following next_cursor. */
 export interface PagingRun {
   readonly listing: string;
@@ -198,7 +242,7 @@ export function printMachine(m: Machine): void {
 }
 
 export function printFigures(rows: readonly RunFigures[]): void {
-  const header = ['scenario', 'server', 'conns', 'req/s', 'readings/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak RSS MiB', 'CPU % server/loadgen/other'];
+  const header = ['scenario', 'server', 'conns', 'req/s', 'readings/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak RSS MiB', 'CPU % server/loadgen/other', 'commits/s x readings, ms'];
   const lines = rows.map((r) => [
     r.scenario,
     r.server,
@@ -211,6 +255,7 @@ export function printFigures(rows: readonly RunFigures[]): void {
     String(r.errors),
     r.peakRssMiB === null ? '-' : r.peakRssMiB.toFixed(0),
     cpuCell(r.cpu),
+    r.commits === undefined ? '-' : `${r.commits.commitsPerS.toFixed(0)} x ${int(r.commits.readingsPerCommit)}, ${r.commits.meanMs.toFixed(1)}`,
   ]);
   printTable(header, lines);
 }

@@ -5,6 +5,7 @@ import { InvalidCursorError, StorageUnavailableError } from '../../src/domain/er
 import type { Reading } from '../../src/domain/reading.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
 import { storageError } from '../../src/store/postgres/errors.js';
+import { withClient } from '../../src/store/postgres/client.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../src/store/postgres/migrations.js';
 import { PARTITION_US, partitionName, weekOf } from '../../src/store/postgres/partitions.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
@@ -53,6 +54,43 @@ function specifics(): void {
   }
 
   describe('PostgresStore specifics', () => {
+    test('a backend terminated while its connection is checked out for a transaction fails that transaction, and nothing else', async () => {
+      const db = await createDatabase();
+      const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+      pool.on('error', () => undefined);
+      // Without a listener on the checked-out client, the socket's end after the FATAL message is an
+      // 'error' event nobody hears: an uncaught exception, i.e. a crashed node (seen under
+      // pg_terminate_backend in the outage test, whose only checked-out connections create partitions).
+      const uncaught: unknown[] = [];
+      const record = (err: unknown) => uncaught.push(err);
+      process.on('uncaughtException', record);
+      try {
+        const outcome = await withClient(pool, async (client) => {
+          await client.query('BEGIN');
+          const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+          const sleeping = client.query('SELECT pg_sleep(10)').then(
+            () => new Error('the statement was not cancelled'),
+            (err: unknown) => err,
+          );
+          await sleep(100);
+          await db.query('SELECT pg_terminate_backend($1)', [pid]);
+          throw await sleeping;
+        }).then(
+          () => 'committed',
+          (err: unknown) => err,
+        );
+        expect(outcome).toBeInstanceOf(Error);
+        await sleep(200); // the socket's end, after the FATAL message
+        expect(uncaught).toEqual([]);
+        // The pool carries on with a fresh connection.
+        expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
+      } finally {
+        process.off('uncaughtException', record);
+        await pool.end();
+        await db.drop();
+      }
+    });
+
     test('nodes starting together run the migrations once', async () => {
       const db = await createDatabase();
       try {
