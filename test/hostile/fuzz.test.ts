@@ -4,13 +4,17 @@
  * the server alive, and the store changed only by readings the requests named: the baseline devices
  * are exactly as they were and every other stored device is one a request put in a write.
  *
+ * Run twice, half the requests each: on an open Tally, and with TALLY_AUTH=on, where each request
+ * carries one of no key, a malformed or unknown one, a revoked one, a read key, a device-bound ingest
+ * key or an admin key (and a key-shaped header the fuzz itself mangles now and then).
+ *
  * The seed is printed; TALLY_FUZZ_SEED=<n> replays a run, TALLY_FUZZ_REQUESTS=<n> changes its size.
- * `FUZZ_HEADERS` is sent with every request (credentials, once routes need them).
  */
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { DeviceSummary } from '../../src/store/types.js';
+import { bearer, createKey, revokeKey } from '../auth/keys.js';
 import { startTally } from '../helpers.js';
 import { rng } from '../http/client.js';
 import { fuzzRequest, rawRequest, routesOf, type FuzzRequest, type Route } from './fuzz-requests.js';
@@ -19,26 +23,19 @@ const SEED = Number(process.env.TALLY_FUZZ_SEED ?? Math.floor(Math.random() * 2 
 const REQUESTS = Number(process.env.TALLY_FUZZ_REQUESTS ?? 10_000);
 const RAW_REQUESTS = Math.ceil(REQUESTS / 20);
 const CONCURRENCY = 8;
-/** Headers every request carries (none while every route is open). */
-const FUZZ_HEADERS: Record<string, string> = {};
 
 let t: Awaited<ReturnType<typeof startTally>>;
 let base: URL;
-const errorLines: string[] = [];
-
-beforeAll(async () => {
-  // NORMAL: no fsync per commit; durability is not what this test is about, and it is faster.
-  t = await startTally({ TALLY_LOG_LEVEL: 'warn', TALLY_SYNCHRONOUS: 'NORMAL' }, { logStream: { write: (line) => void (JSON.parse(line).level >= 50 && errorLines.push(line)) } });
-  base = new URL(await t.tally.listen());
-});
-afterAll(() => t?.stop());
+let errorLines: string[] = [];
+/** Headers the run's own requests (baseline, cursors, checks) carry: an admin key when auth is on. */
+let ownHeaders: Record<string, string> = {};
 
 interface Answer {
   readonly status: number | undefined;
   readonly body: string;
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+let agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 const guarded = new WeakSet<object>();
 
 /**
@@ -56,7 +53,7 @@ function sendOnce(req: FuzzRequest, agent: Agent | false): Promise<Answer> {
     let out;
     try {
       out = request(
-        { host: base.hostname, port: base.port, method: req.method, path: req.target, agent, headers: { ...req.headers, ...FUZZ_HEADERS } },
+        { host: base.hostname, port: base.port, method: req.method, path: req.target, agent, headers: req.headers },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -84,7 +81,7 @@ function sendOnce(req: FuzzRequest, agent: Agent | false): Promise<Answer> {
 
 /** The request as bytes, with whatever characters it has. */
 function rawOf(req: FuzzRequest): Buffer {
-  const headers = { host: base.host, connection: 'close', ...req.headers, ...FUZZ_HEADERS, 'content-length': String(req.body?.length ?? 0) };
+  const headers = { host: base.host, connection: 'close', ...req.headers, 'content-length': String(req.body?.length ?? 0) };
   const head = `${req.method} ${req.target} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'utf8'), req.body ?? Buffer.alloc(0)]);
 }
@@ -107,7 +104,7 @@ function sendRaw(bytes: Buffer | string): Promise<Answer> {
 }
 
 async function getJson(path: string): Promise<any> {
-  const res = await fetch(new URL(path, base));
+  const res = await fetch(new URL(path, base), { headers: ownHeaders });
   expect(res.status, path).toBe(200);
   return res.json();
 }
@@ -124,15 +121,54 @@ async function allDevices(): Promise<Map<string, DeviceSummary>> {
   return out;
 }
 
-test(`${REQUESTS} hostile requests across every route: no 5xx, alive, the store changed only by the readings sent`, async () => {
-  console.log(`fuzz seed ${SEED} (replay: TALLY_FUZZ_SEED=${SEED})`);
-  const random = rng(SEED);
+/** Starts the Tally a run fuzzes; with auth on, the credentials its requests are given in turn. */
+async function startFor(mode: 'open' | 'keyed'): Promise<Array<Record<string, string>>> {
+  errorLines = [];
+  agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  // NORMAL: no fsync per commit; durability is not what this test is about, and it is faster.
+  const env = { TALLY_LOG_LEVEL: 'warn', TALLY_SYNCHRONOUS: 'NORMAL', ...(mode === 'keyed' ? { TALLY_AUTH: 'on' } : {}) };
+  t = await startTally(env, { logStream: { write: (line) => void (JSON.parse(line).level >= 50 && errorLines.push(line)) } });
+  base = new URL(await t.tally.listen());
+  if (mode === 'open') {
+    ownHeaders = {};
+    return [{}];
+  }
+  const admin = await createKey(t.tally, 'fuzz-admin', ['admin']);
+  ownHeaders = bearer(admin);
+  const revoked = await createKey(t.tally, 'fuzz-revoked', ['admin']);
+  await revokeKey(t.tally, 'fuzz-revoked');
+  return [
+    {},
+    bearer('not-a-key'),
+    bearer(`tally_000000000000_${'A'.repeat(43)}`),
+    bearer(revoked),
+    { 'x-api-key': await createKey(t.tally, 'fuzz-reader', ['read']) },
+    bearer(await createKey(t.tally, 'fuzz-bound', ['ingest', 'read'], 'fuzz')),
+    { authorization: `Token ${await createKey(t.tally, 'fuzz-writer', ['ingest'])}` },
+    ownHeaders,
+  ];
+}
+
+test.each(['open', 'keyed'] as const)(`${REQUESTS} hostile requests in two halves, this one %s, across every route: no 5xx, alive, the store changed only by the readings sent`, async (mode) => {
+  const credentials = await startFor(mode);
+  try {
+    await fuzz(mode, credentials);
+  } finally {
+    agent.destroy();
+    await t.stop();
+  }
+}, 300_000);
+
+async function fuzz(mode: 'open' | 'keyed', credentials: ReadonlyArray<Record<string, string>>): Promise<void> {
+  const seed = mode === 'open' ? SEED : SEED + 1;
+  console.log(`fuzz seed ${SEED} (replay: TALLY_FUZZ_SEED=${SEED}), ${mode}`);
+  const random = rng(seed);
 
   // A baseline the fuzz must leave exactly as it is.
   const baseline = Array.from({ length: 30 }, (_, d) =>
     Array.from({ length: 5 }, (_, i) => ({ device_id: `baseline-${d}`, ts: `2024-05-01T00:00:0${i}Z`, count: i + 1, payload: { temp: d + i / 10 } })),
   ).flat();
-  const written = await fetch(new URL('/v1/readings', base), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(baseline) });
+  const written = await fetch(new URL('/v1/readings', base), { method: 'POST', headers: { 'content-type': 'application/json', ...ownHeaders }, body: JSON.stringify(baseline) });
   expect(written.status).toBe(200);
   const before = await allDevices();
   expect(before.size).toBe(30);
@@ -160,8 +196,13 @@ test(`${REQUESTS} hostile requests across every route: no 5xx, alive, the store 
   const deviceIds = new Set<string>();
   const ctx = { cursors, knownIds: [...before.keys()], deviceIds };
   // Every route gets its share: round robin over the routes, the request itself random.
-  const requests = Array.from({ length: REQUESTS }, (_, i) => fuzzRequest(random, routes[i % routes.length]!, ctx));
-  const raws = Array.from({ length: RAW_REQUESTS }, () => rawRequest(random, routes));
+  // Half the requests in each mode; each carries the next credential in turn (its own headers win).
+  const count = Math.ceil(REQUESTS / 2);
+  const requests = Array.from({ length: count }, (_, i) => {
+    const req = fuzzRequest(random, routes[i % routes.length]!, ctx);
+    return { ...req, headers: { ...credentials[i % credentials.length], ...req.headers } };
+  });
+  const raws = Array.from({ length: Math.ceil(RAW_REQUESTS / 2) }, () => rawRequest(random, routes));
 
   const statuses = new Map<string, number>();
   const failures: string[] = [];
@@ -194,7 +235,6 @@ test(`${REQUESTS} hostile requests across every route: no 5xx, alive, the store 
       }
     }),
   );
-  agent.destroy();
   if (slow.length > 0) console.log(`fuzz seed ${SEED}: ${slow.length} answers took over 1 s, e.g.\n${slow.slice(0, 5).join('\n')}`);
   console.log(`fuzz seed ${SEED}: answers by status ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
 
@@ -202,13 +242,18 @@ test(`${REQUESTS} hostile requests across every route: no 5xx, alive, the store 
   expect(errorLines.slice(0, 5), `seed ${SEED}: errors logged`).toEqual([]);
   // Nearly every request got an HTTP answer (a few are cut: a body refused early, a raw request
   // the server closes on without a status line).
-  expect(statuses.get('none') ?? 0).toBeLessThan((REQUESTS + RAW_REQUESTS) / 50);
+  expect(statuses.get('none') ?? 0).toBeLessThan((requests.length + raws.length) / 50);
   // Alive.
   expect((await fetch(new URL('/healthz', base))).status).toBe(200);
+  // With keys, the credentials were put to the test: refusals of both kinds were among the answers.
+  if (mode === 'keyed') {
+    expect(statuses.get('401') ?? 0).toBeGreaterThan(0);
+    expect(statuses.get('403') ?? 0).toBeGreaterThan(0);
+  }
 
   const after = await allDevices();
   for (const [id, summary] of before) expect(after.get(id), `baseline device ${id}`).toEqual(summary);
   const unknown = [...after.keys()].filter((id) => !before.has(id) && !deviceIds.has(id));
   expect(unknown.map((id) => JSON.stringify(id.slice(0, 100))), `seed ${SEED}: devices no request named`).toEqual([]);
   console.log(`fuzz seed ${SEED}: ${after.size - before.size} devices written by valid fuzz readings`);
-}, 300_000);
+}
