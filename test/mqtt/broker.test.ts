@@ -319,6 +319,30 @@ describe.skipIf(SKIP)('MQTT through a real broker', () => {
   });
 });
 
+describe.skipIf(SKIP)('TALLY_RATE_DEVICE over MQTT: the same ingest path as HTTP', () => {
+  test('readings of a device over its rate are refused one by one and reported on its error topic; the message is acknowledged', async () => {
+    const url = await requireBroker();
+    const t = await mqttTally(url, { TALLY_RATE_DEVICE: '1/m,burst=3' });
+    const pub = await testClient(url);
+    try {
+      const errors: any[] = [];
+      await pub.subscribeAsync(`${t.prefix}/+/errors`, { qos: 0 });
+      pub.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString())));
+      await pub.publishAsync(`${t.prefix}/chatty/readings`, JSON.stringify([0, 1, 2, 3, 4].map((s) => ({ ts: ts(0, s), count: 1 }))), { qos: 1 });
+      expect(await settled(t.tally, 'chatty', 3)).toMatchObject({ reading_count: 3, cumulative_count: 3 });
+      const [report] = await until('the error report', () => (errors.length > 0 ? errors : undefined));
+      expect(report.reason).toBe('2 of 5 readings rejected; the others were stored');
+      expect(report.rejected.map((r: any) => r.index)).toEqual([3, 4]);
+      expect(report.rejected[0].reason).toMatch(/over its rate/);
+      const metrics = (await t.tally.server.inject({ url: '/metrics' })).body;
+      expect(metrics).toMatch(/tally_readings_rejected_total\{transport="mqtt",surface="mqtt_device",reason="rate_limited"\} 2/);
+    } finally {
+      await pub.endAsync();
+      await t.stop();
+    }
+  });
+});
+
 describe.skipIf(SKIP)('MQTT sessions survive restarts (a Mosquitto of the test own, persistent)', () => {
   test('Tally stopped in the middle of a stream, more published while it is down, started again: every reading stored exactly once', async () => {
     await requireBroker();
