@@ -9,7 +9,7 @@
  *   npm run bench -- --auth [--duration 10] [--warmup 2] [--pairs 3] [--quick]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -89,18 +89,30 @@ async function checkCost(): Promise<number> {
   return ((performance.now() - start) * 1000) / n;
 }
 
+/** Server CPU per answered request, µs: steadier than throughput on a shared machine. */
+const cpuPerRequestUs = (f: RunFigures): number =>
+  f.cpu === null ? NaN : ((f.cpu.serverPct / 100) * availableParallelism() * f.durationS * 1e6) / (f.requestsPerS * f.durationS);
+
 printMachine(machine());
 console.log(`key check alone: ${(await checkCost()).toFixed(2)} µs per request (KeyRing.authenticate, 1,000 keys)`);
 const rows: RunFigures[] = [];
 for (const scenario of SCENARIOS) {
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let p = 0; p < pairs; p++) {
     const open = await run(scenario, false);
     const keyed = await run(scenario, true);
     rows.push(open, keyed);
     ratios.push(keyed.requestsPerS / open.requestsPerS);
-    console.log(`${scenario.name} pair ${p + 1}: open ${open.requestsPerS.toFixed(0)} req/s, keyed ${keyed.requestsPerS.toFixed(0)} req/s, ratio ${ratios.at(-1)!.toFixed(3)}`);
+    cpuRatios.push(cpuPerRequestUs(keyed) / cpuPerRequestUs(open));
+    console.log(
+      `${scenario.name} pair ${p + 1}: open ${open.requestsPerS.toFixed(0)} req/s at ${cpuPerRequestUs(open).toFixed(1)} CPU µs each, ` +
+        `keyed ${keyed.requestsPerS.toFixed(0)} req/s at ${cpuPerRequestUs(keyed).toFixed(1)} µs; throughput ratio ${ratios.at(-1)!.toFixed(3)}`,
+    );
   }
-  console.log(`${scenario.name}: median keyed/open ${median(ratios).toFixed(3)} over ${pairs} pairs (target >= 0.95)`);
+  console.log(
+    `${scenario.name}: median keyed/open throughput ${median(ratios).toFixed(3)} (target >= 0.95), ` +
+      `CPU per request ${median(cpuRatios).toFixed(3)} (target <= 1.05), over ${pairs} pairs`,
+  );
 }
 printFigures(rows);
