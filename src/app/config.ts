@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
-import type { LineProtocolMapping } from '../http/surfaces/influx.js';
+import type { LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 
