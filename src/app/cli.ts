@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { StorageUnavailableError } from '../domain/errors.js';
+import { importCommand } from './commands/import.js';
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
 import { migrateStore } from './migrate.js';
 import { createTally } from './tally.js';
@@ -29,6 +30,10 @@ Commands:
            empty and end the MQTT sessions of a node (TALLY_MQTT_CLIENT_ID, TALLY_MQTT_CONNECTIONS)
            that will not come back, or of its connections <from> and up; see README, MQTT
   migrate  bring the store's schema up to date, then exit
+  import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s]
+           store the readings of an NDJSON, CSV or line-protocol file (.gz too; - reads standard
+           input) in the configured store, through the ingest path; exit 1 if lines were rejected.
+           See README, Import
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -83,6 +88,10 @@ async function main(args: string[]): Promise<void> {
   if (command === 'serve') return serve(rest);
   if (command === 'mqtt-drain') return drainMqtt(rest);
   if (command === 'migrate') return migrate(rest);
+  if (command === 'import') {
+    process.exitCode = await importCommand(rest);
+    return;
+  }
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;
