@@ -142,7 +142,7 @@ function summaryText(name: string, format: ImportFormat, store: string, tally: R
     `read ${n(tally.read)} readings: ${n(tally.accepted)} accepted, ${n(tally.duplicates)} duplicates, ${n(tally.rejected)} rejected ` +
       `(${seconds.toFixed(1)} s, ${n(Math.round(tally.read / Math.max(seconds, 0.001)))} readings/s)`,
   ];
-  if (untimed > 0) lines.push(`warning: ${n(untimed)} lines had no timestamp and got the import's time: importing them again stores them again`);
+  if (untimed > 0) lines.push(`warning: ${n(untimed)} line${untimed === 1 ? '' : 's'} had no timestamp and got the import's time: importing them again stores them again`);
   if (tally.rejected > 0) {
     const shown = tally.firstRejected.length;
     lines.push(`rejected lines${shown < tally.rejected ? ` (the first ${shown})` : ''}:`);
