@@ -1,5 +1,5 @@
-import { LineProtocolError, parseLine, type Precision } from '../ingest/line-protocol.js';
-import { lineProtocolItem, type LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
+import { isSkipped, LineProtocolError, type Precision } from '../ingest/line-protocol.js';
+import { LineProtocolMapper, type LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
 import type { Line } from './lines.js';
 import { tooLong, type ImportRecord, type RecordSource } from './records.js';
 
@@ -15,6 +15,7 @@ export async function* lineProtocolRecords(
   precision: Precision,
   untimed: { count: number },
 ): RecordSource {
+  const mapper = new LineProtocolMapper(mapping, precision);
   for await (const chunk of lines) {
     const nowUs = Date.now() * 1000;
     const out: ImportRecord[] = [];
@@ -23,26 +24,15 @@ export async function* lineProtocolRecords(
         out.push({ line: number, error: tooLong });
         continue;
       }
-      const start = firstNonBlank(text);
-      if (start < 0 || text[start] === '#') continue;
+      if (isSkipped(text)) continue;
       try {
-        const point = parseLine(text, number);
-        if (point.timestamp === null) untimed.count++;
-        out.push({ line: number, item: lineProtocolItem(point, precision, nowUs, mapping) });
+        out.push({ line: number, item: mapper.item(text, nowUs) });
       } catch (err) {
         if (!(err instanceof LineProtocolError)) throw err;
         out.push({ line: number, error: err.message });
       }
     }
+    untimed.count = mapper.untimed;
     yield out;
   }
-}
-
-/** Index of the first character that is not a space or tab, or -1 for a blank line. */
-function firstNonBlank(text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c !== 32 && c !== 9) return i;
-  }
-  return -1;
 }

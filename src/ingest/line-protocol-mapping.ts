@@ -1,4 +1,4 @@
-import { timestampMicros, type Point, type Precision } from './line-protocol.js';
+import { scanLine, timestampMicros, type FieldValue, type PointSink, type Precision } from './line-protocol.js';
 import type { ReadingShape } from './shape.js';
 
 /**
@@ -18,32 +18,88 @@ export interface LineProtocolItem {
   readonly device: string;
   readonly ts: number;
   readonly count: number | undefined;
-  readonly payload: Record<string, unknown>;
+  /** JSON text of the payload object: the measurement name, tags and fields. */
+  readonly payload: string;
 }
 
-/** Each point as an item of the pipeline: the device, microseconds, count and payload. */
+/**
+ * Each point as an item of the pipeline: the device, microseconds, count and payload. The payload
+ * arrives serialized: the mapping builds a flat object of strings, numbers and booleans, so only
+ * its size is left to check.
+ */
 export const lineProtocolShape: ReadingShape = {
   deviceId: { property: 'device' },
   ts: 'ts',
   epoch: { unit: 'us' },
   count: { property: 'count', rule: 'optional' },
-  payload: { property: 'payload', required: false },
+  payload: { property: 'payload', required: false, serialized: true },
   itemForm: 'a line',
 };
 
-/** `nowUs` is the instant a line without a timestamp gets, as InfluxDB gives it the server's time. */
-export function lineProtocolItem(point: Point, precision: Precision, nowUs: number, mapping: LineProtocolMapping): LineProtocolItem {
-  const payload: Record<string, unknown> = { measurement: point.measurement };
-  for (const [key, value] of point.tags) if (key !== mapping.deviceTag) payload[key] = value;
-  let count: number | undefined;
-  for (const [key, field] of point.fields) {
-    if (key === mapping.countField && field.kind === 'integer') count = field.value;
-    else payload[key] = field.value;
+/**
+ * Reads lines straight into items (a PointSink: no Point, Map or field object per line). One per
+ * write or file: it keeps the payload text of the last bare measurement, and counts the lines
+ * that had no timestamp.
+ */
+export class LineProtocolMapper implements PointSink {
+  /** Lines mapped without a timestamp (they got `nowUs`). */
+  untimed = 0;
+  private measurement = '';
+  private device: string | undefined;
+  private count: number | undefined;
+  private payload: Record<string, unknown> | undefined;
+  private bareMeasurement: string | undefined;
+  private barePayload = '';
+
+  constructor(
+    private readonly mapping: LineProtocolMapping,
+    private readonly precision: Precision,
+  ) {}
+
+  /** One line (not blank, not a comment) as an item; throws LineProtocolError for a line that cannot be read. */
+  item(line: string, nowUs: number): LineProtocolItem {
+    const timestamp = scanLine(line, this);
+    if (timestamp === null) this.untimed++;
+    return {
+      device: this.device ?? this.measurement,
+      // A line without a timestamp gets the server's time, as InfluxDB does (a retry is then a new reading).
+      ts: timestamp === null ? nowUs : timestampMicros(timestamp, this.precision),
+      count: this.count,
+      payload: this.payload === undefined ? this.bare() : JSON.stringify(this.payload),
+    };
   }
-  return {
-    device: point.tags.get(mapping.deviceTag) ?? point.measurement,
-    ts: point.timestamp === null ? nowUs : timestampMicros(point.timestamp, precision),
-    count,
-    payload,
-  };
+
+  start(measurement: string): void {
+    this.measurement = measurement;
+    this.device = undefined;
+    this.count = undefined;
+    this.payload = undefined;
+  }
+
+  tag(key: string, value: string): void {
+    if (key === this.mapping.deviceTag) this.device = value;
+    else (this.payload ??= { measurement: this.measurement })[key] = value;
+  }
+
+  field(key: string, kind: FieldValue['kind'], value: number | string | boolean): void {
+    // The last of duplicate keys wins, as InfluxDB has it.
+    if (key === this.mapping.countField) {
+      if (kind === 'integer') {
+        this.count = value as number;
+        if (this.payload !== undefined) delete this.payload[key];
+        return;
+      }
+      this.count = undefined;
+    }
+    (this.payload ??= { measurement: this.measurement })[key] = value;
+  }
+
+  /** The payload of a line with nothing but its measurement (and device and count): the same text for every such line. */
+  private bare(): string {
+    if (this.bareMeasurement !== this.measurement) {
+      this.bareMeasurement = this.measurement;
+      this.barePayload = JSON.stringify({ measurement: this.measurement });
+    }
+    return this.barePayload;
+  }
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { parseBody, type Precision } from '../../ingest/line-protocol.js';
-import { lineProtocolItem, lineProtocolShape, type LineProtocolMapping } from '../../ingest/line-protocol-mapping.js';
+import { forEachLine, LineProtocolError, type LineError, type Precision } from '../../ingest/line-protocol.js';
+import { LineProtocolMapper, lineProtocolShape, type LineProtocolItem, type LineProtocolMapping } from '../../ingest/line-protocol-mapping.js';
 import { ItemStatus } from '../../ingest/pipeline.js';
 import { errorReplies, WRITE_ERRORS, type ErrorForm } from '../docs.js';
 import { sendProblem, type Problem } from '../errors.js';
@@ -42,16 +42,24 @@ const InfluxErrorForm: ErrorForm = {
 
 async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: string, query: WriteQuery, reply: FastifyReply) {
   const precision: Precision = query.precision === 'u' ? 'us' : query.precision === 'n' ? 'ns' : query.precision;
-  const { points, errors } = parseBody(body);
+  const mapper = new LineProtocolMapper(mapping, precision);
   const nowUs = Date.now() * 1000;
+  const items: LineProtocolItem[] = [];
+  const lines: number[] = [];
+  const errors: LineError[] = [];
+  forEachLine(body, (line, lineNumber) => {
+    try {
+      items.push(mapper.item(line, nowUs));
+      lines.push(lineNumber);
+    } catch (err) {
+      if (!(err instanceof LineProtocolError)) throw err;
+      errors.push({ line: lineNumber, message: err.message });
+    }
+  });
   if (errors.length > 0) deps.ingest.refused('line_protocol', errors.length);
-  const outcome = await deps.ingest.write(
-    points.map((p) => lineProtocolItem(p, precision, nowUs, mapping)),
-    lineProtocolShape,
-    { surface: 'line_protocol' },
-  );
+  const outcome = await deps.ingest.write(items, lineProtocolShape, { surface: 'line_protocol' });
   const bad = [...errors];
-  for (const { index, error } of outcome.rejections) bad.push({ line: points[index]!.line, message: error.message });
+  for (const { index, error } of outcome.rejections) bad.push({ line: lines[index]!, message: error.message });
   if (bad.length === 0) return reply.code(204).send();
   bad.sort((a, b) => a.line - b.line);
   const first = bad[0]!;
