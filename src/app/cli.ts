@@ -33,7 +33,7 @@ Commands:
   import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s]
            store the readings of an NDJSON, CSV or line-protocol file (.gz too; - reads standard
            input) in the configured store, through the ingest path; exit 1 if lines were rejected.
-           See README, Import
+           See README, Export and import
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:

@@ -217,8 +217,12 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
   } finally {
     process.off('SIGINT', onSigint);
     progress.clear();
-    await batcher.close();
-    await store.close();
+    try {
+      await batcher.close();
+      await store.close();
+    } catch (err) {
+      failure ??= err as Error;
+    }
   }
   const seconds = (Date.now() - started) / 1000;
   if (failure !== undefined) {
