@@ -30,10 +30,10 @@ Commands:
            empty and end the MQTT sessions of a node (TALLY_MQTT_CLIENT_ID, TALLY_MQTT_CONNECTIONS)
            that will not come back, or of its connections <from> and up; see README, MQTT
   migrate  bring the store's schema up to date, then exit
-  import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s]
+  import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s] [--url http://host:port]
            store the readings of an NDJSON, CSV or line-protocol file (.gz too; - reads standard
-           input) in the configured store, through the ingest path; exit 1 if lines were rejected.
-           See README, Export and import
+           input) in the configured store through the ingest path, or through a running Tally
+           (--url); exit 1 if lines were rejected. See README, Export and import
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:

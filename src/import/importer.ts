@@ -1,6 +1,17 @@
-import type { IngestPipeline } from '../ingest/pipeline.js';
-import type { ReadingShape } from '../ingest/shape.js';
 import type { RecordSource } from './records.js';
+
+/**
+ * Where a batch of items goes: the ingest pipeline of a store opened here, or a running Tally over
+ * HTTP. Resolves once they are committed, with what became of them by index.
+ */
+export type BatchWriter = (items: unknown[]) => Promise<BatchOutcome>;
+
+export interface BatchOutcome {
+  readonly stored: number;
+  readonly duplicates: number;
+  /** Every rejected item, by its index in the batch, with the reason (naming the field). */
+  readonly rejections: ReadonlyArray<{ readonly index: number; readonly reason: string }>;
+}
 
 /** A line that was not stored, and why. */
 export interface RejectedLine {
@@ -44,22 +55,22 @@ interface Batch {
 const emptyBatch = (): Batch => ({ items: [], lines: [], unreadable: [], lastLine: 0 });
 
 /**
- * Writes a file's records through the ingest pipeline, the one way into the store (the same checks,
- * dedupe and retention as every surface), a batch at a time: one batch is read while the previous
+ * Writes a file's records through `write` (the ingest pipeline, the one way into the store: the
+ * same checks, dedupe and retention as every surface), a batch at a time: one batch is read while the previous
  * one commits, so memory holds two batches whatever the file's size. Rejects with the pipeline's
- * error (store unavailable...) and then `tally.settledThroughLine` says how far the file is done:
+ * error (store unavailable, server gone...) and then `tally.settledThroughLine` says how far the file is done:
  * first write wins, so running the import again is safe.
  */
-export async function importRecords(source: RecordSource, shape: ReadingShape, pipeline: IngestPipeline, options: ImportOptions): Promise<ImportTally> {
+export async function importRecords(source: RecordSource, writeBatch: BatchWriter, options: ImportOptions): Promise<ImportTally> {
   const tally: ImportTally = { read: 0, accepted: 0, duplicates: 0, rejected: 0, firstRejected: [], settledThroughLine: 0 };
   const reject = (rejected: RejectedLine[]) => {
     tally.rejected += rejected.length;
     for (const r of rejected) if (tally.firstRejected.length < options.listRejected) tally.firstRejected.push(r);
   };
   const write = async (batch: Batch) => {
-    const outcome = await pipeline.write(batch.items, shape);
+    const outcome = await writeBatch(batch.items);
     const rejected = [...batch.unreadable];
-    for (const { index, error } of outcome.rejections) rejected.push({ line: batch.lines[index]!, reason: error.message });
+    for (const { index, reason } of outcome.rejections) rejected.push({ line: batch.lines[index]!, reason });
     rejected.sort((a, b) => a.line - b.line);
     tally.accepted += outcome.stored;
     tally.duplicates += outcome.duplicates;

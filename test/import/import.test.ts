@@ -241,9 +241,62 @@ describe('tally import into SQLite', () => {
       await postReadings(t, [{ device_id: 'busy', ts: '2025-01-01T00:00:00Z', count: 1 }]);
       const store = `sqlite:${join(t.dir, 'tally.db')}`;
       const run = await runImport([file('busy.ndjson', '{"device_id":"busy","ts":"2025-01-01T00:00:01Z","count":1}\n')], { TALLY_STORE: store });
-      expect(run.stderr).toMatch(/tally\.db is in use by another Tally \(one writer per data file\): a SQLite file takes one writer process, so stop the server first, or send the file to it over HTTP/);
+      expect(run.stderr).toMatch(/tally\.db is in use by another Tally \(one writer per data file\): a SQLite file takes one writer process, so stop the server first, or send the file through it: tally import --url/);
       expect(run.code).toBe(3);
       expect((await get(t, '/v1/devices/busy')).json).toMatchObject({ reading_count: 1 });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  test('--url: more rejections in a batch than one answer lists (1,000) are still each reported and counted', async () => {
+    const t = await startTally();
+    try {
+      const url = await t.tally.listen();
+      const text = Array.from({ length: 2500 }, (_, i) =>
+        JSON.stringify({ device_id: 'many-url', ts: new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString(), count: i % 2 === 0 ? 'x' : 1 })).join('\n');
+      const run = await runImport([file('many-url.ndjson', text), '--url', url], {});
+      const lines = run.stdout.trimEnd().split('\n');
+      expect(lines[1]).toMatch(/^read 2,500 readings: 1,250 accepted, 0 duplicates, 1,250 rejected /);
+      expect(lines.slice(3, 23).map((l) => /^ {2}line (\d+): count must be/.exec(l)?.[1])).toEqual(Array.from({ length: 20 }, (_, i) => String(2 * i + 1)));
+      expect(lines[23]).toBe('  and 1,230 more');
+      expect((await get(t, '/v1/devices/many-url')).json).toMatchObject({ reading_count: 1250 });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  test('--url: through a running Tally, batches it finds too large sent in halves, bad lines still by number', async () => {
+    // A server taking at most 1,000 readings a request: the import's batches of 5,000 come back 413.
+    const t = await startTally({ TALLY_MAX_READINGS: '1000' });
+    try {
+      const url = await t.tally.listen();
+      const lines = Array.from({ length: 6000 }, (_, i) => JSON.stringify({ device_id: `url-${i % 2}`, ts: new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString(), count: 2 }));
+      lines[1234] = '{"device_id":"url-0","ts":"2025-01-01T00:20:34Z","count":"two"}';
+      lines[4999] = '{"device_id":"url-1"';
+      const path = file('via-url.ndjson', lines.join('\n'));
+      const run = await runImport([path, '--url', url], {});
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(1);
+      expect(run.stdout.split('\n').slice(0, 5)).toEqual([
+        `tally import: ${path} (ndjson) into ${url}`,
+        expect.stringMatching(/^read 6,000 readings: 5,998 accepted, 0 duplicates, 2 rejected /),
+        'rejected lines:',
+        expect.stringMatching(/^ {2}line 1235: count must be /),
+        expect.stringMatching(/^ {2}line 5000: not valid JSON/),
+      ]);
+      const again = await runImport([path, '--url', url], {});
+      expect(again.stdout).toMatch(/read 6,000 readings: 0 accepted, 5,998 duplicates, 2 rejected /);
+      expect((await get(t, '/v1/devices/url-0')).json).toMatchObject({ reading_count: 2999, cumulative_count: 5998 });
+
+      const lp = await runImport([file('via-url.lp', LP), '--url', url], { TALLY_LP_DEVICE_TAG: 'host' });
+      expect(lp.stdout).toMatch(/read 5 readings: 4 accepted, 0 duplicates, 1 rejected /);
+      expect((await get(t, '/v1/devices/boiler-1/readings')).json.items[0]).toEqual({
+        device_id: 'boiler-1', ts: '2025-06-18T10:00:00Z', count: 3, payload: { measurement: 'plant', site: 'oslo', pressure: 1.25, ok: true, label: 'a "b"' },
+      });
+      const nobody = await runImport([path, '--url', 'http://127.0.0.1:1'], {});
+      expect(nobody.stderr).toMatch(/stopped: cannot reach http:\/\/127\.0\.0\.1:1: .*nothing was committed/s);
+      expect(nobody.code).toBe(3);
     } finally {
       await t.stop();
     }

@@ -8,7 +8,8 @@ import { lineProtocolShape } from '../../ingest/line-protocol-mapping.js';
 import { IngestPipeline } from '../../ingest/pipeline.js';
 import type { ReadingShape } from '../../ingest/shape.js';
 import { csvRecords, csvShape, CsvHeaderError } from '../../import/csv.js';
-import { importRecords, type ImportTally } from '../../import/importer.js';
+import { importRecords, type BatchWriter, type ImportTally } from '../../import/importer.js';
+import { RemoteImportError, remoteWriter } from '../../import/http-writer.js';
 import { InputError, openInput, type ImportInput } from '../../import/input.js';
 import { lineProtocolRecords } from '../../import/line-protocol.js';
 import { linesOf } from '../../import/lines.js';
@@ -25,7 +26,8 @@ import { ConfigError, loadConfig, SETTINGS, type Config } from '../config.js';
  *
  * It opens the store itself, as `tally serve` does. A SQLite file has one writer process: while a
  * server runs on the same file the import stops at once with a message saying so (stop the server,
- * or post the file to it over HTTP). PostgreSQL takes many writers: import while nodes run.
+ * or use --url). PostgreSQL takes many writers: import while nodes run. With `--url` it posts the
+ * batches to that running Tally's POST /v1/readings instead (its pipeline, its store).
  *
  * Exit codes: 0 every reading was stored or already there; 1 the whole file was read but some lines
  * were rejected (the others are stored); 2 nothing was imported: a bad command line or setting, or
@@ -33,7 +35,7 @@ import { ConfigError, loadConfig, SETTINGS, type Config } from '../config.js';
  * committed stays, and a re-run reports it as duplicates; 130 interrupted (Ctrl-C), likewise.
  */
 
-export const IMPORT_USAGE = 'tally import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s] [store flags]';
+export const IMPORT_USAGE = 'tally import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s] [--url http://host:port | store flags]';
 
 export const IMPORT_FORMATS = ['ndjson', 'csv', 'lp'] as const;
 export type ImportFormat = (typeof IMPORT_FORMATS)[number];
@@ -58,6 +60,8 @@ interface ImportRequest {
   readonly path: string;
   readonly format: ImportFormat;
   readonly precision: string | undefined;
+  /** A running Tally to post to, instead of opening the store here. */
+  readonly url: string | undefined;
   readonly config: Config;
 }
 
@@ -67,7 +71,7 @@ function parseRequest(argv: string[], env: NodeJS.ProcessEnv): ImportRequest {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...settingOptions, format: { type: 'string' }, precision: { type: 'string' } },
+      options: { ...settingOptions, format: { type: 'string' }, precision: { type: 'string' }, url: { type: 'string' } },
       strict: true,
       allowPositionals: true,
     });
@@ -93,7 +97,7 @@ function parseRequest(argv: string[], env: NodeJS.ProcessEnv): ImportRequest {
   }
   // Every other flag is a setting, read as `tally serve` reads it.
   const settingArgs = Object.values(SETTINGS).flatMap((s) => (values[s.flag] === undefined ? [] : [`--${s.flag}=${values[s.flag]!}`]));
-  return { path, format, precision, config: loadConfig(env, settingArgs) };
+  return { path, format, precision, url: values.url, config: loadConfig(env, settingArgs) };
 }
 
 function sourceOf(request: ImportRequest, input: ImportInput, untimed: { count: number }): { source: RecordSource; shape: ReadingShape } {
@@ -122,7 +126,7 @@ async function open(config: Config): Promise<TelemetryStore> {
     const message = (err as Error).message;
     if (/in use by another Tally/.test(message)) {
       throw new ImportStopped(
-        `${message}: a SQLite file takes one writer process, so stop the server first, or send the file to it over HTTP (NDJSON to POST /v1/readings, line protocol to POST /write)`,
+        `${message}: a SQLite file takes one writer process, so stop the server first, or send the file through it: tally import --url http://<its address>`,
       );
     }
     throw new ImportStopped(`cannot open the store ${describeStore(config.store)}: ${message}`);
@@ -130,6 +134,38 @@ async function open(config: Config): Promise<TelemetryStore> {
 }
 
 class ImportStopped extends Error {}
+
+/** Where the batches go, and what to close at the end. */
+interface Destination {
+  readonly name: string;
+  readonly write: BatchWriter;
+  close(): Promise<void>;
+}
+
+/** The configured store, opened here, behind its own batcher and ingest pipeline. */
+async function localStore(config: Config, shape: ReadingShape): Promise<Destination> {
+  const store = await open(config);
+  const batcher = new GroupCommitBatcher(store, { queueLimit: config.queueLimit, maxBatchReadings: config.maxBatchReadings });
+  const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
+  const pipeline = new IngestPipeline(batcher, { retention });
+  return {
+    name: describeStore(config.store),
+    write: async (items) => {
+      const outcome = await pipeline.write(items, shape);
+      return { stored: outcome.stored, duplicates: outcome.duplicates, rejections: outcome.rejections.map((r) => ({ index: r.index, reason: r.error.message })) };
+    },
+    close: async () => {
+      await batcher.close();
+      await store.close();
+    },
+  };
+}
+
+/** A running Tally, over HTTP (its own pipeline and store). */
+function remote(request: ImportRequest): Destination {
+  const write = remoteWriter(request.url!, { precision: request.format === 'lp' ? undefined : (request.precision as EpochUnit | undefined), lineProtocol: request.format === 'lp' });
+  return { name: new URL(request.url!).origin, write, close: async () => {} };
+}
 
 export interface ImportStreams {
   readonly stdout: NodeJS.WritableStream;
@@ -175,21 +211,16 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     throw err;
   }
   const { config } = request;
-  const storeName = describeStore(config.store);
-  let store: TelemetryStore;
-  try {
-    store = await open(config);
-  } catch (err) {
-    if (!(err instanceof ImportStopped)) throw err;
-    io.stderr.write(`tally import: ${err.message}\n`);
-    return 3;
-  }
-  const batcher = new GroupCommitBatcher(store, { queueLimit: config.queueLimit, maxBatchReadings: config.maxBatchReadings });
-  const retention = config.retention && new RetentionWindow(config.retention.us, config.retention.label);
-  const pipeline = new IngestPipeline(batcher, { retention });
-
   const untimed = { count: 0 };
   const { source, shape } = sourceOf(request, input, untimed);
+  let destination: Destination;
+  try {
+    destination = request.url === undefined ? await localStore(config, shape) : remote(request);
+  } catch (err) {
+    if (!(err instanceof ImportStopped) && !(err instanceof RemoteImportError)) throw err;
+    io.stderr.write(`tally import: ${err.message}\n`);
+    return err instanceof RemoteImportError ? 2 : 3;
+  }
   const progress = new ProgressLine(io.stderr, () => ({ read: input.bytesRead(), total: input.totalBytes }));
   // Ctrl-C: finish the batch in hand, commit it, and say how far the file got. A second one quits.
   const interrupt = new AbortController();
@@ -203,7 +234,7 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
   let failure: Error | undefined;
   const partial: { current?: Readonly<ImportTally> } = {};
   try {
-    tally = await importRecords(source, shape, pipeline, {
+    tally = await importRecords(source, destination.write, {
       batchSize: BATCH,
       listRejected: LISTED_REJECTIONS,
       signal: interrupt.signal,
@@ -218,8 +249,7 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     process.off('SIGINT', onSigint);
     progress.clear();
     try {
-      await batcher.close();
-      await store.close();
+      await destination.close();
     } catch (err) {
       failure ??= err as Error;
     }
@@ -231,7 +261,7 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
       return 2;
     }
     const done = partial.current;
-    if (done !== undefined) io.stdout.write(summaryText(input.name, request.format, storeName, done, seconds, untimed.count));
+    if (done !== undefined) io.stdout.write(summaryText(input.name, request.format, destination.name, done, seconds, untimed.count));
     io.stderr.write(
       `tally import: stopped: ${failure.message}\n` +
         `tally import: ${done === undefined ? 'nothing was committed' : `lines 1 to ${done.settledThroughLine} are done`}; ` +
@@ -239,7 +269,7 @@ export async function importCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     );
     return 3;
   }
-  io.stdout.write(summaryText(input.name, request.format, storeName, tally!, seconds, untimed.count));
+  io.stdout.write(summaryText(input.name, request.format, destination.name, tally!, seconds, untimed.count));
   if (interrupt.signal.aborted) {
     io.stderr.write(`tally import: interrupted after line ${tally!.settledThroughLine}: run the same import again to finish (what is stored comes back as duplicates)\n`);
     return 130;
