@@ -123,6 +123,11 @@ export function goals(r: PeersResults): Goal[] {
     { name: 'bulk: Tally readings/s ÷ InfluxDB', value: ratioText(bulk), goal: '≥ 1.2×', pass: bulk === undefined ? null : bulk.median >= 1.2 },
     { name: 'single: Tally requests/s ÷ InfluxDB', value: ratioText(single), goal: '≥ 1.2×', pass: single === undefined ? null : single.median >= 1.2 },
   ];
+  const lp = find(r, 'tally-lp');
+  const lpBulk = pairedRatio(lp, t, 'bulk', (f) => f.readingsPerS);
+  if (lp !== undefined) {
+    out.push({ name: 'bulk: Tally line protocol (/write) readings/s ÷ Tally JSON (/v1)', value: ratioText(lpBulk), goal: '≥ 1.0×', pass: lpBulk === undefined ? null : lpBulk.median >= 1.0 });
+  }
   const lost = t?.crash?.lost;
   out.push({ name: 'durable: Tally acknowledged readings lost in kill -9', value: lost === undefined ? 'n/a' : String(lost), goal: '0', pass: lost === undefined ? null : lost === 0 });
   const exactParts = [t?.bulk?.sums?.exact, t?.single?.sums?.exact, t?.duplicates === undefined ? undefined : t.duplicates.verdict.semantics === 'keep-first'];
@@ -133,6 +138,16 @@ export function goals(r: PeersResults): Goal[] {
     goal: 'exact',
     pass: !known ? null : exactParts.every(Boolean),
   });
+  if (lp !== undefined) {
+    const lpParts = [lp.bulk?.sums?.exact, lp.duplicates === undefined ? undefined : lp.duplicates.verdict.semantics === 'keep-first'];
+    const lpKnown = lpParts.every((p) => p !== undefined);
+    out.push({
+      name: 'exact sums: Tally line protocol bulk sums exact, resent readings kept first',
+      value: !lpKnown ? 'n/a' : lpParts.every(Boolean) ? 'exact' : 'wrong',
+      goal: 'exact',
+      pass: !lpKnown ? null : lpParts.every(Boolean),
+    });
+  }
   const cold = pairedRatio(t, i, 'bulk', (f) => f.warmup?.[0]?.readingsPerS ?? NaN);
   if (cold !== undefined) {
     out.push({ name: 'for reference: bulk from a cold start (first warm-up part), Tally ÷ InfluxDB', value: ratioText(cold), goal: '–', pass: null });
@@ -271,7 +286,7 @@ next workload), each started and stopped by the script on 127.0.0.1, and one
 load generator (${r.loadGenerator}, keep-alive, one request in flight per connection) shares the
 machine with them, so figures are comparable within a run, not across machines. All bodies are
 generated from seed ${o.seed} before timing; Tally gets \`POST /v1/readings?precision=s\` (JSON), the
-peers get Influx line protocol \`m,device=<id> count=<n>i <ts>\` with \`precision=s\`.
+peers get Influx line protocol \`m,device=<id> count=<n>i <ts>\` with \`precision=s\`${r.systems.some((s) => s.system === 'tally-lp') ? ', and so does "Tally (line protocol)": the same bytes, on `POST /write?db=bench&precision=s` (bulk only)' : ''}.
 
 - **bulk**: ${o.devices.toLocaleString('en-US')} devices × ${o.bulkSteps.toLocaleString('en-US')} one-second steps = ${bulkReadings.toLocaleString('en-US')} readings; each request is one time step across all devices (${o.devices.toLocaleString('en-US')} readings), ${o.bulkConnections} connections, after ${o.bulkWarmupSteps.toLocaleString('en-US')} warm-up steps on the same fresh server.
 - **single**: one reading per request, ${o.singleConnections} connections, ${o.singleSeconds} s after ${o.singleWarmupSeconds} s of warm-up, on a fresh data dir.
@@ -290,8 +305,8 @@ counted); peak RSS is \`VmHWM\`. Latencies are of 2xx responses.
 ${renderTables(r)}`;
 }
 
-const ORDER = ['Tally', 'InfluxDB', 'VictoriaMetrics'];
-const COLORS = ['#2f6fb0', '#c9643b', '#5b9a4a'];
+const ORDER = ['Tally', 'Tally (line protocol)', 'InfluxDB', 'VictoriaMetrics'];
+const COLORS = ['#2f6fb0', '#7aa6d6', '#c9643b', '#5b9a4a'];
 
 function barChart(r: PeersResults, title: string, field: 'readingsPerS' | 'p99Ms', axis: string, format: string): TopLevelSpec {
   const rows: { system: string; workload: string; value: number }[] = [];

@@ -5,7 +5,7 @@
  * skipped with the package to install. Results, tables, charts and a BENCHMARKS.md section go to
  * bench/results/.
  *
- *   npm run bench:peers -- [--quick] [--systems tally,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
+ *   npm run bench:peers -- [--quick] [--systems tally,tally-lp,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
  *     [--bulk-steps 2000] [--bulk-warmup-steps 2000] [--single-seconds 15] [--single-warmup 10] [--crash-seconds 24] [--crash-kill-after 20] [--passes 3] [--cpu-prof DIR]
  *     [--out bench/results] [--prefix peers] [--report-only FILE.json] [--max-wait 3600]
  */
@@ -19,7 +19,7 @@ import { hardware } from '../report.js';
 import { checkCrash, checkSums, classifyDuplicates, expectations } from './correctness.js';
 import { Ledger, runLoad, type LoadResult } from './load.js';
 import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WarmupFigures, type WorkloadFigures } from './report.js';
-import { influxdb, SYSTEM_IDS, tally, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
+import { influxdb, SYSTEM_IDS, tally, tallyLineProtocol, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
 import { bulkPlan, deviceIds, duplicatesPlan, readingsIn, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
 
 const { values: flags } = parseArgs({
@@ -375,6 +375,7 @@ async function benchSystems(systems: readonly System[], w: Workloads): Promise<S
     const passes = key === 'crash' ? 1 : options.passes;
     for (let pass = 1; pass <= passes; pass++) {
       for (const [i, system] of systems.entries()) {
+        if (system.phases !== undefined && !system.phases.includes(key)) continue;
         const result = results[i]!;
         const of = passes > 1 ? ` (pass ${pass} of ${passes})` : '';
         console.log(`\n${system.label} ${result.version}, ${name}${of}: acknowledges ${system.acknowledges}`);
@@ -425,7 +426,7 @@ async function main(): Promise<void> {
   const wanted = flags.systems!.split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const id of wanted) if (!SYSTEM_IDS.includes(id as SystemId)) throw new Error(`--systems: unknown system ${id}; known: ${SYSTEM_IDS.join(', ')}`);
   const tallyNodeArgs = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(flags['cpu-prof'])];
-  const all = [tally({ nodeArgs: tallyNodeArgs }), influxdb(), victoriaMetrics()].filter((s) => wanted.includes(s.id));
+  const all = [tally({ nodeArgs: tallyNodeArgs }), tallyLineProtocol({ nodeArgs: tallyNodeArgs }), influxdb(), victoriaMetrics()].filter((s) => wanted.includes(s.id));
   const skipped: { system: SystemId; reason: string }[] = [];
   const systems = all.filter((s) => {
     const missing = s.missing();

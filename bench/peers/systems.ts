@@ -10,8 +10,8 @@ import { FIELD, MEASUREMENT, readingKey, type Format } from './workload.js';
 
 export type { Server };
 
-export type SystemId = 'tally' | 'influxdb' | 'victoria-metrics';
-export const SYSTEM_IDS: readonly SystemId[] = ['tally', 'influxdb', 'victoria-metrics'];
+export type SystemId = 'tally' | 'tally-lp' | 'influxdb' | 'victoria-metrics';
+export const SYSTEM_IDS: readonly SystemId[] = ['tally', 'tally-lp', 'influxdb', 'victoria-metrics'];
 
 export interface System {
   readonly id: SystemId;
@@ -35,6 +35,8 @@ export interface System {
   sums(server: Server, ids: readonly string[]): Promise<Float64Array>;
   /** Every stored reading as readingKey(device index, ts seconds). */
   keys(server: Server, ids: readonly string[]): Promise<Set<number>>;
+  /** The phases this system runs (run.ts's keys: bulk, single, crash); all when absent. */
+  readonly phases?: readonly string[];
 }
 
 function onPath(binary: string): string | undefined {
@@ -149,10 +151,29 @@ export function tally(options: TallyOptions = {}): System {
   };
 }
 
+const INFLUX_DB = 'bench';
+
+/**
+ * Tally again, fed the line-protocol bodies InfluxDB and VictoriaMetrics get, byte for byte, on
+ * InfluxDB's path (`db` is accepted and ignored): each line `m,device=<id> count=<n>i <ts>` is a
+ * reading of <id> with count n (and payload {"measurement":"m"}). Bulk only: the issue's target is
+ * Tally's line-protocol bulk figure against its JSON /v1 one.
+ */
+export function tallyLineProtocol(options: TallyOptions = {}): System {
+  return {
+    ...tally(options),
+    id: 'tally-lp',
+    label: 'Tally (line protocol)',
+    format: 'line',
+    writePath: `/write?db=${INFLUX_DB}&precision=s`,
+    contentType: 'text/plain; charset=utf-8',
+    phases: ['bulk'],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // InfluxDB 1.x
 
-const INFLUX_DB = 'bench';
 
 interface InfluxResponse {
   results: { error?: string; series?: { tags?: Record<string, string>; columns: string[]; values: [number, number][] }[] }[];

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { StorageUnavailableError } from '../domain/errors.js';
 import { keysCommand, KEYS_HELP } from './commands/keys.js';
+import { importCommand } from './commands/import.js';
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
 import { migrateStore } from './migrate.js';
 import { createTally } from './tally.js';
@@ -38,6 +39,10 @@ ${KEYS_HELP}
            SQLite: a consistent, checked copy of the store while it serves (PostgreSQL: use pg_dump)
   restore <file> [--force]
            SQLite: check a backup and put it in place as the store (Tally stopped; --force replaces one)
+  import <file>|- [--format ndjson|csv|lp] [--precision ns|us|ms|s] [--url http://host:port]
+           store the readings of an NDJSON, CSV or line-protocol file (.gz too; - reads standard
+           input) in the configured store through the ingest path, or through a running Tally
+           (--url); exit 1 if lines were rejected. See README, Export and import
   help     show this text
 
 Flags mirror environment variables; a flag wins over its variable:
@@ -99,6 +104,10 @@ async function main(args: string[]): Promise<void> {
   if (command === 'audit') return (await import('./commands/audit.js')).auditCommand(rest);
   if (command === 'backup') return (await import('./commands/backup.js')).backupCommand(rest);
   if (command === 'restore') return (await import('./commands/restore.js')).restoreCommand(rest);
+  if (command === 'import') {
+    process.exitCode = await importCommand(rest);
+    return;
+  }
   if (command.startsWith('--')) return serve(args);
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   process.exitCode = 2;

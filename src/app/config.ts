@@ -4,8 +4,8 @@ import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
 import { parseRate, type Rate } from '../domain/rate-limit.js';
 import type { AuthMode } from '../http/access.js';
-import type { LineProtocolMapping } from '../http/surfaces/influx.js';
 import { HTTP_SERVER_SETTINGS, httpServerConfig, type HttpServerConfig } from '../http/server-config.js';
+import type { LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
 import { MQTT_SETTINGS, mqttConfig, type MqttConfig } from '../mqtt/config.js';
 import { storeConfig, type StoreConfig } from '../store/index.js';
 

@@ -93,7 +93,14 @@ export function serializePayload(value: unknown, field: string): string {
   if (exceedsDepth(value, LIMITS.payloadMaxDepth)) {
     throw new ValidationError(field, `${field} is nested deeper than ${LIMITS.payloadMaxDepth} levels`);
   }
-  const text = JSON.stringify(value);
+  return checkPayloadSize(JSON.stringify(value), field);
+}
+
+/**
+ * The size rule of a payload already serialized (by a mapper that built a flat object itself, such
+ * as line protocol's): returns the text, or throws naming `field` when it is over the limit.
+ */
+export function checkPayloadSize(text: string, field: string): string {
   // A UTF-8 byte is at least one UTF-16 unit and at most three: measure exactly only when it matters.
   if (text.length * 3 > LIMITS.payloadMaxBytes && Buffer.byteLength(text) > LIMITS.payloadMaxBytes) {
     throw new ValidationError(field, `${field} is larger than ${LIMITS.payloadMaxBytes} bytes`);

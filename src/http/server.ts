@@ -6,6 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import compress from '@fastify/compress';
 import { LIMITS } from '../domain/reading.js';
 import type { GroupCommitBatcher } from '../ingest/batcher.js';
+import type { LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { TelemetryStore } from '../store/types.js';
 import { enforceAccess, type AccessOptions } from './access.js';
@@ -15,7 +16,7 @@ import { applyConnectionCap, fastifyServerOptions, type HttpServerConfig } from 
 import { sendProblem, tallyErrorBody } from './errors.js';
 import { brightCounterSurface } from './surfaces/bright-counter.js';
 import { deviceReadingsSurface } from './surfaces/device-readings.js';
-import { influxSurface, type LineProtocolMapping } from './surfaces/influx.js';
+import { influxSurface } from './surfaces/influx.js';
 import { ingestRoute } from './surfaces/ingest.js';
 import { operationsSurface, type OperationsDeps } from './surfaces/operations.js';
 import { recordsSurface } from './surfaces/records.js';

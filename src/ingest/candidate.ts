@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js';
-import { checkCount, checkDeviceId, isCount, serializePayload, type Reading } from '../domain/reading.js';
+import { checkCount, checkDeviceId, checkPayloadSize, isCount, serializePayload, type Reading } from '../domain/reading.js';
 import { epochToMicros, parseTimestamp, timestampMicros } from '../domain/timestamp.js';
 import { fieldName, itemName, type ReadingShape } from './shape.js';
 
@@ -47,10 +47,11 @@ export class CandidateReader {
 
     let payload: string | null = null;
     if (shape.payload !== undefined) {
-      const { property, required } = shape.payload;
+      const { property, required, serialized } = shape.payload;
       const value = fields[property];
       // Null is no payload where one is optional; where one is required, only a missing one is "required".
-      if (value !== undefined && (value !== null || required)) payload = serializePayload(value, fieldName(shape, index, property));
+      if (serialized === true && typeof value === 'string') payload = checkPayloadSize(value, fieldName(shape, index, property));
+      else if (value !== undefined && (value !== null || required)) payload = serializePayload(value, fieldName(shape, index, property));
       else if (required) {
         const name = fieldName(shape, index, property);
         throw new ValidationError(name, `${name} is required (a JSON object)`);

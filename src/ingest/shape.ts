@@ -23,8 +23,12 @@ export interface ReadingShape {
   readonly epoch?: { readonly unit: EpochUnit } | { readonly refuse: string };
   /** The property holding the count, and whether it may be absent (null) or must be > 0. */
   readonly count?: { readonly property: string; readonly rule: CountRule };
-  /** The property holding the payload object, and whether it must be present. */
-  readonly payload?: { readonly property: string; readonly required: boolean };
+  /**
+   * The property holding the payload object, and whether it must be present. `serialized`: the
+   * property holds the object already as JSON text, built by a mapper that made it flat (line
+   * protocol's tags and fields), so only its size is checked, not its shape and depth again.
+   */
+  readonly payload?: { readonly property: string; readonly required: boolean; readonly serialized?: boolean };
   /**
    * Prefix of an item's field names in errors (`readings[3].`); absent, fields are named bare and
    * the item is named `reading`.

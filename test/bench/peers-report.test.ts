@@ -34,6 +34,28 @@ describe('peers bench report', () => {
     expect(goals(slower).find((g) => g.name.startsWith('bulk'))).toMatchObject({ value: '1.10×', pass: false });
   });
 
+  it('judges Tally\'s line-protocol bulk figure against its JSON one, and its sums', () => {
+    const tallyJson = fixture.systems.find((s) => s.system === 'tally')!;
+    const lp = (readingsPerS: number, exact = true) => ({
+      ...tallyJson,
+      system: 'tally-lp' as const,
+      label: 'Tally (line protocol)',
+      bulk: { ...tallyJson.bulk!, readingsPerS, sums: { ...tallyJson.bulk!.sums!, exact } },
+      single: undefined,
+      crash: undefined,
+    });
+    const goal = (r: PeersResults, start: string) => goals(r).find((g) => g.name.startsWith(start));
+    const faster = { ...fixture, systems: [...fixture.systems, lp(700_000)] };
+    expect(goal(faster, 'bulk: Tally line protocol')).toMatchObject({ value: '1.12×', pass: true });
+    expect(goal(faster, 'exact sums: Tally line protocol')).toMatchObject({ value: 'exact', pass: true });
+    expect(renderTables(faster)).toContain('| Tally (line protocol) | bulk | 700,000 |');
+    const slower = { ...fixture, systems: [...fixture.systems, lp(500_000, false)] };
+    expect(goal(slower, 'bulk: Tally line protocol')).toMatchObject({ value: '0.80×', pass: false });
+    expect(goal(slower, 'exact sums: Tally line protocol')).toMatchObject({ value: 'wrong', pass: false });
+    // Runs without it judge nothing about it.
+    expect(goal(fixture, 'bulk: Tally line protocol')).toBeUndefined();
+  });
+
   it('with several passes, judges by the median of the ratios of passes run side by side', () => {
     const withPasses = (id: string, bulk: number[], single: number[]) => (s: PeersResults['systems'][number]) =>
       s.system !== id

@@ -1,8 +1,8 @@
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { parseBody, timestampMicros, type Point, type Precision } from '../../ingest/line-protocol.js';
+import { forEachLine, LineProtocolError, type LineError, type Precision } from '../../ingest/line-protocol.js';
+import { LineProtocolMapper, lineProtocolShape, type LineProtocolItem, type LineProtocolMapping } from '../../ingest/line-protocol-mapping.js';
 import { ItemStatus, rejectionStatus } from '../../ingest/pipeline.js';
-import type { ReadingShape } from '../../ingest/shape.js';
 import type { DeviceRateLimitedError } from '../../domain/errors.js';
 import { writablePrefix } from '../access.js';
 import { errorReplies, WRITE_ERRORS, type ErrorForm } from '../docs.js';
@@ -11,17 +11,10 @@ import type { SurfaceDeps } from '../server.js';
 
 /**
  * InfluxDB line protocol writes, on the paths its clients use: POST /write (1.x) and POST
- * /api/v2/write (2.x). Each line is a reading: the device from a tag (else the measurement), the
- * count from an integer field, every other field and tag in the payload with the measurement name.
+ * /api/v2/write (2.x). Each line is a reading, mapped as line-protocol-mapping.ts says.
  * Answers as InfluxDB's clients expect: 204 when every line was written (stored or a duplicate),
  * 400 `{code, message, line}` naming the first bad line while the good lines are kept.
  */
-
-/** How line protocol maps onto readings (TALLY_LP_DEVICE_TAG, TALLY_LP_COUNT_FIELD). */
-export interface LineProtocolMapping {
-  readonly deviceTag: string;
-  readonly countField: string;
-}
 
 const V1Query = Type.Object({
   db: Type.Optional(Type.String({ description: 'accepted and ignored: Tally has one store' })),
@@ -50,45 +43,26 @@ const InfluxErrorForm: ErrorForm = {
     status === 400 ? { code: 'invalid', message: 'line 2: field "temp" has an invalid value "hot"', line: 2 } : { code: status === 413 ? 'request too large' : 'unavailable', message },
 };
 
-/** Each point as an item of the pipeline: the device, microseconds, count and payload. */
-const shape: ReadingShape = {
-  deviceId: { property: 'device' },
-  ts: 'ts',
-  epoch: { unit: 'us' },
-  count: { property: 'count', rule: 'optional' },
-  payload: { property: 'payload', required: false },
-  itemForm: 'a line',
-};
-
-function itemOf(point: Point, precision: Precision, nowUs: number, mapping: LineProtocolMapping) {
-  const payload: Record<string, unknown> = { measurement: point.measurement };
-  for (const [key, value] of point.tags) if (key !== mapping.deviceTag) payload[key] = value;
-  let count: number | undefined;
-  for (const [key, field] of point.fields) {
-    if (key === mapping.countField && field.kind === 'integer') count = field.value;
-    else payload[key] = field.value;
-  }
-  return {
-    device: point.tags.get(mapping.deviceTag) ?? point.measurement,
-    // A line without a timestamp gets the server's time, as InfluxDB does (a retry is then a new reading).
-    ts: point.timestamp === null ? nowUs : timestampMicros(point.timestamp, precision),
-    count,
-    payload,
-  };
-}
-
 async function write(deps: SurfaceDeps, mapping: LineProtocolMapping, body: string, query: WriteQuery, reply: FastifyReply, devicePrefix: string | undefined) {
   const precision: Precision = query.precision === 'u' ? 'us' : query.precision === 'n' ? 'ns' : query.precision;
-  const { points, errors } = parseBody(body);
+  const mapper = new LineProtocolMapper(mapping, precision);
   const nowUs = Date.now() * 1000;
+  const items: LineProtocolItem[] = [];
+  const lines: number[] = [];
+  const errors: LineError[] = [];
+  forEachLine(body, (line, lineNumber) => {
+    try {
+      items.push(mapper.item(line, nowUs));
+      lines.push(lineNumber);
+    } catch (err) {
+      if (!(err instanceof LineProtocolError)) throw err;
+      errors.push({ line: lineNumber, message: err.message });
+    }
+  });
   if (errors.length > 0) deps.ingest.refused('line_protocol', errors.length);
-  const outcome = await deps.ingest.write(
-    points.map((p) => itemOf(p, precision, nowUs, mapping)),
-    shape,
-    { surface: 'line_protocol', devicePrefix },
-  );
+  const outcome = await deps.ingest.write(items, lineProtocolShape, { surface: 'line_protocol', devicePrefix });
   const bad = [...errors];
-  for (const { index, error } of outcome.rejections) bad.push({ line: points[index]!.line, message: error.message });
+  for (const { index, error } of outcome.rejections) bad.push({ line: lines[index]!, message: error.message });
   if (bad.length === 0) return reply.code(204).send();
   bad.sort((a, b) => a.line - b.line);
   const first = bad[0]!;

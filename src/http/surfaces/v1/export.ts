@@ -104,7 +104,12 @@ export async function sendExport(
     return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(ndjsonLines(readingsOf(store, devices(), range))));
   }
   const columns = fields ?? (await fieldsSeen(readingsOf(store, devices(), range)));
-  const csv = stringify({ header: true, columns: ['device_id', 'ts', 'count', ...columns.map((f) => `payload.${f}`)] });
+  const csv = stringify({
+    header: true,
+    columns: ['device_id', 'ts', 'count', ...columns.map((f) => `payload.${f}`)],
+    // csv-stringify writes false as an empty cell, which reads back as no field: say it.
+    cast: { boolean: (value) => (value ? 'true' : 'false') },
+  });
   pipeline(Readable.from(csvRows(readingsOf(store, devices(), range), columns)), csv, () => {
     // an error or a client gone: the response ends with the stream
   });
