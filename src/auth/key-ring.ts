@@ -9,6 +9,8 @@ export interface Principal {
   readonly scopes: readonly Scope[];
   /** Only devices whose id starts with this; null for every device. */
   readonly devicePrefix: string | null;
+  /** The key's public id (absent for TALLY_ADMIN_TOKEN). */
+  readonly id?: string;
 }
 
 export type Authentication =
@@ -37,11 +39,16 @@ const ADMIN_TOKEN_PRINCIPAL: Principal = { name: 'TALLY_ADMIN_TOKEN', scopes: ['
 export class KeyRing {
   /** Each key by its public id, with its hash decoded once rather than per request. */
   private byId = new Map<string, { readonly record: ApiKeyRecord; readonly digest: Buffer }>();
-  private used = new Map<string, number>();
+  private usedAt = new Map<string, number>();
   private readonly adminToken: Buffer | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /**
+   * Bumped by every load: what was checked before it (a connection's key, see `remembered`) is
+   * checked again, so a revocation counts within one refresh.
+   */
+  generation = 0;
 
   constructor(
     private readonly store: KeyStore,
@@ -54,6 +61,7 @@ export class KeyRing {
   async load(): Promise<void> {
     const keys = await this.store.listKeys();
     this.byId = new Map(keys.map((record) => [record.id, { record, digest: Buffer.from(record.hash, 'hex') }]));
+    this.generation++;
   }
 
   /** Starts refreshing and flushing in the background. */
@@ -86,15 +94,20 @@ export class KeyRing {
     const record = entry.record;
     if (!keyMatches(entry.digest, presented)) return { ok: false, reason: 'unknown', name: record.name };
     if (record.revokedUs !== null) return { ok: false, reason: 'revoked', name: record.name };
-    this.used.set(record.id, nowUs);
+    this.usedAt.set(record.id, nowUs);
     return { ok: true, principal: record };
+  }
+
+  /** Notes a use of a key checked earlier (a connection's remembered key), for its last-used time. */
+  used(principal: Principal, nowUs: number): void {
+    if (principal.id !== undefined) this.usedAt.set(principal.id, nowUs);
   }
 
   /** Writes the last-used times gathered since the previous flush. */
   async flush(): Promise<void> {
-    if (this.used.size === 0) return;
-    const used = [...this.used];
-    this.used = new Map();
+    if (this.usedAt.size === 0) return;
+    const used = [...this.usedAt];
+    this.usedAt = new Map();
     try {
       await this.store.writeKeys({ kind: 'touch', used });
     } catch (err) {

@@ -1,8 +1,9 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { Authentication, KeyRing, Principal } from '../auth/key-ring.js';
 import { hasScope } from '../domain/api-key.js';
 import type { RateLimiter } from '../domain/rate-limit.js';
 import { setRateLimitHeaders } from './address-limit.js';
-import type { KeyRing, Principal } from '../auth/key-ring.js';
 import { HttpError } from './errors.js';
 
 /**
@@ -81,6 +82,28 @@ const HOW_TO_GET_A_KEY = 'send Authorization: Bearer <key> or X-API-Key: <key>; 
 export function enforceAccess(app: FastifyInstance, options: AccessOptions): void {
   const { keys, mode, keyRate, onKeyLimited } = options;
   app.decorateRequest('principal', null);
+  /**
+   * The key each connection last presented and passed, as checked in which refresh of the ring: a
+   * client sending the same key on a kept-alive connection skips the SHA-256 until the next refresh
+   * (so a revocation still counts within one). Compared in constant time, like any key: a pooled
+   * connection of a proxy may carry several clients.
+   */
+  const remembered = new WeakMap<object, { readonly presented: Buffer; readonly principal: Principal; readonly generation: number }>();
+  const authenticate = (request: FastifyRequest, presented: string): Authentication => {
+    const nowUs = Date.now() * 1000;
+    const socket = request.raw.socket as object | null | undefined;
+    const hit = socket == null ? undefined : remembered.get(socket);
+    if (hit !== undefined && hit.generation === keys.generation) {
+      const given = Buffer.from(presented);
+      if (given.length === hit.presented.length && timingSafeEqual(given, hit.presented)) {
+        keys.used(hit.principal, nowUs);
+        return { ok: true, principal: hit.principal };
+      }
+    }
+    const result = keys.authenticate(presented, nowUs);
+    if (result.ok && socket != null) remembered.set(socket, { presented: Buffer.from(presented), principal: result.principal, generation: keys.generation });
+    return result;
+  };
   const check = (request: FastifyRequest, reply: FastifyReply): void => {
     const access = accessOf(request);
     if (access === 'open') return;
@@ -91,7 +114,7 @@ export function enforceAccess(app: FastifyInstance, options: AccessOptions): voi
       if (enforced) throw new HttpError(401, 'Unauthorized', `this endpoint needs a key with the ${access} scope: ${HOW_TO_GET_A_KEY}`);
       return;
     }
-    const result = keys.authenticate(presented, Date.now() * 1000);
+    const result = authenticate(request, presented);
     if (!result.ok) {
       // Where keys are not needed, a header that is not one of ours (an InfluxDB client's token) is ignored.
       if (!enforced) return;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -96,6 +97,38 @@ describe('tally keys, beside a running server on the same SQLite file', () => {
     const dup = await tallyKeys(['create', '--scope', 'read', '--name', 'dup'], env());
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
+  });
+});
+
+describe('a kept-alive connection', () => {
+  test('the key it checked once is checked again after each refresh: revoked, refused on the same connection within a second', async () => {
+    const t = await startTally({ TALLY_AUTH: 'on' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const base = new URL(await t.tally.listen());
+      const key = await createKey(t.tally, 'kept', ['read']);
+      const sockets = new Set<unknown>();
+      const statusOn = (headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request({ host: base.hostname, port: base.port, path: '/v1/devices', agent, headers }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          });
+          req.on('socket', (socket) => sockets.add(socket));
+          req.on('error', reject);
+          req.end();
+        });
+      for (let i = 0; i < 5; i++) expect(await statusOn(bearer(key))).toBe(200);
+      // A wrong key on the connection that passed is still refused (compared, not assumed).
+      expect(await statusOn(bearer(`${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`))).toBe(401);
+      expect(await statusOn(bearer(key))).toBe(200);
+      await t.tally.store.writeKeys({ kind: 'revoke', name: 'kept', nowUs: Date.now() * 1000 });
+      expect(await within(1500, async () => (await statusOn(bearer(key))) === 401)).toBeLessThan(1500);
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
+      await t.stop();
+    }
   });
 });
 
