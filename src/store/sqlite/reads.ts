@@ -12,7 +12,7 @@ import type {
   DeviceSummary,
   ReadingPage,
 } from '../types.js';
-import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
+import { decodeChunk, decodeChunkTail, type ChunkData, type ChunkReading } from './chunk.js';
 import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
 import { SqliteKeyTable } from './keys.js';
 import { DEVICE_COLUMNS, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
@@ -168,7 +168,7 @@ export class SqliteReads {
         if (fromStats && c.counted !== null && buckets.holdsWhole(c.first_ts_us, c.last_ts_us)) {
           buckets.addSummary(buckets.startOf(c.first_ts_us), c.counted, c.count_sum!, c.count_min!, c.count_max!);
         } else {
-          buckets.addReadings(decodeChunk(dataOf.get(c.id) as string));
+          buckets.addReadings(decodeChunk(dataOf.get(c.id) as ChunkData));
         }
       }
     });
