@@ -18,6 +18,15 @@ const APPEND_CHUNK_BYTES = 3500;
 const NEW_CHUNK_BYTES = 16_384;
 
 /**
+ * Seals a chunk as a new row (a new id, at the end of the table) holding the BLOB (first parameter), copied
+ * from the chunk of the id (second), which the caller then deletes. Not an UPDATE in place: the text left a page
+ * mostly empty that nothing would fill (ids only grow), while a deleted row's page empties and
+ * is reused once all its chunks are sealed.
+ */
+export const SEAL_SQL = `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+  SELECT device_key, first_ts_us, last_ts_us, n, ?, counted, count_sum, count_min, count_max FROM chunks WHERE id = ?`;
+
+/**
  * The writer's side of the `chunks` table and the summaries kept with it: files a device's readings
  * in chunks (appending to its open chunk or cutting new ones) and updates its summary in the same
  * transaction; answers whether a device's chunks hold an instant; deletes old or whole devices'
@@ -29,6 +38,7 @@ export class ChunkTable {
   private readonly insert: Database.Statement<unknown[]>;
   private readonly insertSealed: Database.Statement<unknown[]>;
   private readonly seal: Database.Statement<[Buffer, number]>;
+  private readonly remove: Database.Statement<[number]>;
   private readonly append: Database.Statement<unknown[]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
@@ -56,7 +66,8 @@ export class ChunkTable {
       `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.seal = db.prepare('UPDATE chunks SET data = ? WHERE id = ?');
+    this.seal = db.prepare(SEAL_SQL);
+    this.remove = db.prepare('DELETE FROM chunks WHERE id = ?');
     // Appends go to a text chunk only: a sealed one is never appended to (see `write`).
     this.append = db.prepare(`
       UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ?,
@@ -148,12 +159,14 @@ export class ChunkTable {
     this.updateSummary.run(n, all.sum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
   }
 
-  /** Seals a text chunk that no longer takes appends (one written before sealing existed, too). */
+  /** Seals a text chunk that no longer takes appends. */
   sealChunk(id: number): void {
     const data = this.dataOf.get(id);
     if (data === undefined || isSealed(data)) return;
     const sealed = encodeSealed(decodeChunk(data));
-    if (sealed !== undefined) this.seal.run(sealed, id);
+    if (sealed === undefined) return;
+    this.seal.run(sealed, id);
+    this.remove.run(id);
   }
 
   /** Removes a device's readings and its summary row (inside the caller's transaction). */

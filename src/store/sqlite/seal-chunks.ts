@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { decodeChunk, encodeSealed, type ChunkData } from './chunk.js';
+import { SEAL_SQL } from './chunk-table.js';
 
 /**
  * Seals every text chunk except each device's newest (which keeps taking appends as text): the
@@ -16,12 +17,14 @@ export function sealOldChunks(db: Database.Database): number {
     .pluck()
     .all() as number[];
   const dataOf = db.prepare('SELECT data FROM chunks WHERE id = ?').pluck();
-  const update = db.prepare('UPDATE chunks SET data = ? WHERE id = ?');
+  const seal = db.prepare(SEAL_SQL);
+  const remove = db.prepare('DELETE FROM chunks WHERE id = ?');
   let sealed = 0;
   for (const id of ids) {
     const blob = encodeSealed(decodeChunk(dataOf.get(id) as ChunkData));
     if (blob === undefined) continue; // kept as text: readers read both forms
-    update.run(blob, id);
+    seal.run(blob, id);
+    remove.run(id);
     sealed++;
   }
   return sealed;

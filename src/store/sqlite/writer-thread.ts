@@ -44,6 +44,14 @@ function compactQuietly(): boolean {
   if (writer.compactedThrough !== before) {
     port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough, result: null } satisfies WriterResponse);
   }
+  // Everything compacted: the journal's pages are free, and the file gives back what it need not keep.
+  if (ok && writer.backlog === 0 && !writer.compacting) {
+    try {
+      writer.releaseFreePages();
+    } catch {
+      // kept for later: a full disk cannot stop this from being tried again
+    }
+  }
   return ok;
 }
 

@@ -12,6 +12,9 @@ import { PendingReadings } from './pending.js';
 import type { WriterSettings } from './protocol.js';
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+/** Free pages kept for the next writes (16 KiB each), and the most given back in one transaction. */
+const FREE_PAGES_KEPT = 64;
+const RELEASE_PAGES = 1024;
 
 /** What an append reports: a flag per reading, and the journal position that holds them. */
 export interface AppendResult {
@@ -90,6 +93,16 @@ export class SqliteWriter {
     this.compactor.all();
   }
 
+  /**
+   * Gives free pages beyond a slack back to the file system, at most `RELEASE_PAGES` a call: the
+   * journal's pages once compacted, and those of text chunks since sealed, which the file would
+   * otherwise keep at its peak size. A no-op on files created before auto_vacuum was set.
+   */
+  releaseFreePages(): void {
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free > FREE_PAGES_KEPT) this.db.pragma(`incremental_vacuum(${Math.min(free - FREE_PAGES_KEPT, RELEASE_PAGES)})`);
+  }
+
   /** After a crash: the journal holds committed readings that were never compacted. */
   private replay(journal: Journal): void {
     const { entries, progress } = journal.readBack();
@@ -153,7 +166,10 @@ export class SqliteWriter {
    */
   close({ compact = true } = {}): void {
     try {
-      if (compact) this.compactAll();
+      if (compact) {
+        this.compactAll();
+        while ((this.db.pragma('freelist_count', { simple: true }) as number) > FREE_PAGES_KEPT) this.releaseFreePages();
+      }
     } finally {
       this.db.close();
       this.lock.close();
