@@ -150,3 +150,17 @@ export class Buckets {
       .map(([startUs, b]) => ({ startUs, count: b.count, sum: b.sum, min: b.min, max: b.max, avg: b.sum / b.count }));
   }
 }
+
+/**
+ * Chunk rows ordered by bound (ascending or descending, as a walk reads them) with `extra` rows
+ * placed among them by their bounds: the journal's pending readings, as rows of their own.
+ */
+export function* withRows<R extends ChunkRow>(rows: Iterable<R>, extra: R[], ascending: boolean): Iterable<R> {
+  extra.sort(ascending ? (a, b) => a.bound - b.bound : (a, b) => b.bound - a.bound);
+  let k = 0;
+  for (const row of rows) {
+    while (k < extra.length && (ascending ? extra[k]!.bound <= row.bound : extra[k]!.bound >= row.bound)) yield extra[k++]!;
+    yield row;
+  }
+  while (k < extra.length) yield extra[k++]!;
+}
