@@ -44,14 +44,6 @@ function compactQuietly(): boolean {
   if (writer.compactedThrough !== before) {
     port.postMessage({ id: 0, ok: true, compacted: writer.compactedThrough, result: null } satisfies WriterResponse);
   }
-  // Everything compacted: the journal's pages are free, and the file gives back what it need not keep.
-  if (ok && writer.backlog === 0 && !writer.compacting) {
-    try {
-      writer.releaseFreePages();
-    } catch {
-      // kept for later: a full disk cannot stop this from being tried again
-    }
-  }
   return ok;
 }
 
@@ -70,11 +62,26 @@ function scheduleCompaction(): void {
   });
 }
 
+/** Whether the file has been settled (writer.settle) since the last append. */
+let settled = true;
+
 // One step at a time, like any round: an append arriving meanwhile waits for one slice at most.
+// Back every IDLE_MS while anything is pending (or a step failed), and once all is compacted, the
+// file is settled: the free pages given back and the write-ahead log checkpointed away.
 const idle = setTimeout(() => {
-  if (closed || (writer.backlog === 0 && !writer.compacting)) return;
-  if (compactQuietly()) scheduleCompaction();
-  else idle.refresh();
+  if (closed) return;
+  if (writer.backlog > 0 || writer.compacting) {
+    if (compactQuietly()) scheduleCompaction();
+    idle.refresh();
+    return;
+  }
+  if (settled) return;
+  try {
+    writer.settle();
+    settled = true;
+  } catch {
+    idle.refresh(); // a full disk: tried again later
+  }
 }, IDLE_MS);
 idle.unref();
 
@@ -97,7 +104,8 @@ port.on('message', (request: Envelope | CloseRequest) => {
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
         if (writer.backlog >= 3 * writer.compactRows) compactQuietly();
         else if (writer.compacting || writer.backlog >= writer.compactRows) scheduleCompaction();
-        if (writer.backlog > 0) idle.refresh();
+        settled = false;
+        idle.refresh();
         return;
       }
       case 'compact':

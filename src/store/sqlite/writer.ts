@@ -103,6 +103,22 @@ export class SqliteWriter {
     if (free > FREE_PAGES_KEPT) this.db.pragma(`incremental_vacuum(${Math.min(free - FREE_PAGES_KEPT, RELEASE_PAGES)})`);
   }
 
+  /**
+   * Once everything is compacted and appends have paused: gives the free pages back and
+   * checkpoints the write-ahead log into the file, truncating it (as far as readers let it), so an
+   * idle store's files hold its data and little else.
+   */
+  settle(): void {
+    while ((this.db.pragma('freelist_count', { simple: true }) as number) > FREE_PAGES_KEPT) this.releaseFreePages();
+    // Not waiting for readers (a long read holds its snapshot): what they still need stays in the WAL.
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
   /** After a crash: the journal holds committed readings that were never compacted. */
   private replay(journal: Journal): void {
     const { entries, progress } = journal.readBack();
