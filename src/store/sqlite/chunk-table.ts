@@ -57,9 +57,14 @@ export class ChunkTable {
     // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT. Each
     // chunk keeps the count, sum, min and max of its readings' counts, which aggregates read
     // instead of decoding the chunk (NULL: unknown, a chunk written before they were kept).
+    //
+    // Text chunks take ids below every other (negative ones), sealed chunks the usual next id: the
+    // two live on separate pages. Text chunks are sealed and deleted in turn, so their pages empty
+    // and are reused; mixed with sealed chunks, each page would keep a few small sealed rows and
+    // most of its 16 KiB empty for good.
     this.insert = db.prepare(
-      `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
-       VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
+      `INSERT INTO chunks (id, device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+       VALUES ((SELECT coalesce(min(id), 0) - 1 FROM chunks WHERE id < 0), ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
     );
     // A sealed chunk (chunk-sealed.ts) binds as the BLOB it is.
     this.insertSealed = db.prepare(
@@ -115,9 +120,10 @@ export class ChunkTable {
    * Files a device's readings (`ts` ascending, their counts (NaN: none), their lines in `text`,
    * `ends` the byte offset after each) in its chunks, and adds them to its summary.
    *
-   * Only the device's newest chunk stays text, taking appends; every other chunk is sealed
-   * (chunk-sealed.ts): new chunks that are not the newest at once, and the newest when a newer
-   * one replaces it. So each chunk is compressed once, and an append never decompresses one.
+   * Only the device's newest chunk stays text, taking appends while it has room; every other
+   * chunk is sealed (chunk-sealed.ts): new chunks that are not the newest (or are already full) at
+   * once, and the newest when a newer one replaces it. So each chunk is compressed once, an
+   * append never decompresses one, and text takes at most APPEND_CHUNK_BYTES per device.
    */
   write(key: number, ts: Float64Array, counts: Float64Array, text: Buffer, ends: ArrayLike<number>): void {
     this.instantsRead.clear(); // what was read of a chunk may no longer be all it holds
@@ -140,16 +146,17 @@ export class ChunkTable {
         while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
         const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
         const c = start === 0 && end === n ? all : countStats(counts, start, end);
-        // The newest of this write, if newer than the device's open chunk, becomes the open one.
+        // The newest of this write, if newer than the device's open chunk, becomes the open one; it
+        // stays text only while it has room for appends (a full one would never take any).
         const newest = end === n && (open === null || ts[n - 1]! > open.lastTs);
-        const sealed = newest ? undefined : encodeSealed(decodeChunk(data.toString('utf8')));
+        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : encodeSealed(decodeChunk(data.toString('utf8')));
         const id = Number(
           (sealed === undefined ? this.insert : this.insertSealed).run(key, ts[start]!, ts[end - 1]!, end - start, sealed ?? data, c.counted, c.sum, c.min, c.max)
             .lastInsertRowid,
         );
         if (newest) {
           if (open !== null) this.sealChunk(open.id);
-          this.devices.setOpenChunk(key, { id, lastTs: ts[n - 1]!, bytes: data.length });
+          this.devices.setOpenChunk(key, { id, lastTs: ts[n - 1]!, bytes: sealed === undefined ? data.length : Infinity });
         }
         start = end;
       }
