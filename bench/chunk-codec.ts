@@ -1,12 +1,12 @@
 /**
  * Chunk forms compared on the reads workload's chunks (bench/reads.ts): bytes per reading and
- * decode time per reading of the text form and of the sealed form with each codec, and encode
- * (seal) time. No server, no SQLite: the codec alone, on this thread.
+ * decode time per reading of the text form and of the sealed form with each codec, and seal time
+ * (from the text form, as the writer seals). No server, no SQLite: the codec alone, on this thread.
  *
  *   node --import tsx bench/chunk-codec.ts [--rounds 200]
  */
 import { parseArgs } from 'node:util';
-import { chunkLine, decodeChunk, decodeChunkTail, encodeSealed, type ChunkReading } from '../src/store/sqlite/chunk.js';
+import { chunkLine, decodeChunk, decodeChunkTail, encodeSealed, sealText, type ChunkReading } from '../src/store/sqlite/chunk.js';
 import { Codec } from '../src/store/sqlite/codec.js';
 import { hardware, median } from './report.js';
 
@@ -66,7 +66,7 @@ for (const kind of ['big', 'fleet'] as const) {
       `${''.padEnd(22)}${name.padEnd(10)}${(bytes / n).toFixed(2).padStart(14)}` +
         `${timePerReading(n, () => blobs.forEach((b) => decodeChunk(b))).toFixed(3).padStart(13)}` +
         `${((timePerReading(n, () => blobs.forEach((b, k) => decodeChunkTail(b, lastTs(chunks[k]!)))) * n) / chunks.length).toFixed(2).padStart(12)}` +
-        `${timePerReading(n, () => chunks.forEach((c) => encodeSealed(c, codec))).toFixed(3).padStart(11)}`,
+        `${timePerReading(n, () => texts.forEach((t) => sealText(t, codec))).toFixed(3).padStart(11)}`,
     );
   }
 }

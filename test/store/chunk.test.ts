@@ -11,6 +11,7 @@ import {
   decodeChunkTail,
   encodeSealed,
   integerText,
+  sealText,
   type ChunkReading,
 } from '../../src/store/sqlite/chunk.js';
 import { Codec } from '../../src/store/sqlite/codec.js';
@@ -152,6 +153,7 @@ describe('sealed chunks', () => {
     for (const codec of [Codec.None, Codec.Deflate, Codec.Brotli]) {
       const blob = encodeSealed(readings, codec)!;
       expect(blob).toBeInstanceOf(Buffer);
+      expect(sealText(text, codec)).toEqual(blob); // the writer's path: straight from the text form
       expect(decodeChunk(blob)).toEqual(decodeChunk(text));
       expect(decodeChunk(blob)).toEqual(readings);
       for (const from of [readings[0]!.tsUs, readings[readings.length >> 1]!.tsUs, readings.at(-1)!.tsUs, readings.at(-1)!.tsUs + 1, -Infinity]) {
@@ -179,6 +181,9 @@ describe('sealed chunks', () => {
     expect(encodeSealed([r(1, 0.5)])).toBeUndefined();
     expect(encodeSealed([r(-(2 ** 52)), r(2 ** 52)])).toBeUndefined(); // a delta past 2^53
     expect(encodeSealed([r(-2_208_988_800_000_000), r(7_258_118_399_000_000)])).toBeUndefined(); // 1900 and 2199: the same
+    expect(sealText(chunkLine(-2_208_988_800_000_000, 1, null, null) + chunkLine(7_258_118_399_000_000, 1, null, null))).toBeUndefined();
+    expect(sealText('')).toBeUndefined();
+    expect(() => sealText('1\t2\t\n')).toThrow(/corrupt chunk text/);
   });
 
   test('a corrupt sealed chunk is refused with an error', () => {

@@ -33,28 +33,94 @@ export function isSealed(data: string | Uint8Array): data is Uint8Array {
   return typeof data !== 'string';
 }
 
+/** A chunk's readings as the sealed form lays them out, before encoding. */
+interface Columns {
+  readonly ts: Float64Array;
+  /** NaN: no count. */
+  readonly counts: Float64Array;
+  /** Per reading: 0 no timestamp text, 1-3 canonical (0, 3, 6 digits), TS_RAW kept as sent. */
+  readonly kinds: Uint8Array;
+  /** The kept timestamp texts, in order. */
+  readonly raw: string[];
+  readonly payloads: Array<string | null>;
+}
+
+function KIND_OF_DIGITS(digits: number): number {
+  if (digits === 0) return 1;
+  if (digits === 3) return 2;
+  if (digits === 6) return 3;
+  throw new Error(`corrupt chunk text: timestamp digits ${digits}`);
+}
+
 /** The sealed form of a chunk's readings (in timestamp order), or undefined if they cannot be held exactly. */
 export function encodeSealed(readings: readonly ChunkReading[], codec: Codec = DEFAULT_CODEC): Buffer | undefined {
   const n = readings.length;
+  const c: Columns = { ts: new Float64Array(n), counts: new Float64Array(n), kinds: new Uint8Array(n), raw: [], payloads: new Array(n) };
+  for (let i = 0; i < n; i++) {
+    const r = readings[i]!;
+    c.ts[i] = r.tsUs;
+    c.counts[i] = r.count ?? NaN;
+    const digits = r.tsText === null ? -2 : canonicalUtcDigits(r.tsText);
+    if (digits === -1) c.raw.push(r.tsText!);
+    c.kinds[i] = digits === -2 ? 0 : digits === -1 ? TS_RAW : KIND_OF_DIGITS(digits);
+    c.payloads[i] = r.payload;
+  }
+  return encodeColumns(c, codec);
+}
+
+/**
+ * The sealed form of a text chunk (chunk-text.ts), parsed straight into columns: its one-digit
+ * timestamp texts stay digits, never written out and parsed again. Undefined as encodeSealed.
+ */
+export function sealText(text: string, codec: Codec = DEFAULT_CODEC): Buffer | undefined {
+  let n = 0;
+  for (let pos = text.indexOf('\n'); pos >= 0; pos = text.indexOf('\n', pos + 1)) n++;
+  const c: Columns = { ts: new Float64Array(n), counts: new Float64Array(n), kinds: new Uint8Array(n), raw: [], payloads: new Array(n) };
+  let start = 0;
+  for (let i = 0; i < n; i++) {
+    const end = text.indexOf('\n', start);
+    const a = text.indexOf('\t', start);
+    const b = text.indexOf('\t', a + 1);
+    const t = text.indexOf('\t', b + 1);
+    if (a < 0 || b < 0 || t < 0 || t >= end) throw new Error(`corrupt chunk text: no reading at offset ${start}`);
+    c.ts[i] = Number(text.slice(start, a));
+    c.counts[i] = b === a + 1 ? NaN : Number(text.slice(a + 1, b));
+    if (t === b + 1) c.kinds[i] = 0;
+    else if (t === b + 2) c.kinds[i] = KIND_OF_DIGITS(text.charCodeAt(b + 1) - 48);
+    else {
+      c.kinds[i] = TS_RAW;
+      c.raw.push(text.slice(b + 1, t));
+    }
+    c.payloads[i] = end === t + 1 ? null : text.slice(t + 1, end);
+    start = end + 1;
+  }
+  if (start !== text.length) throw new Error('corrupt chunk text: no newline at its end');
+  return encodeColumns(c, codec);
+}
+
+function encodeColumns(c: Columns, codec: Codec): Buffer | undefined {
+  const n = c.ts.length;
   if (n === 0) return undefined;
   let room = 16 + 24 * n;
-  for (const r of readings) room += 3 * ((r.payload?.length ?? 0) + (r.tsText?.length ?? 0));
+  for (const text of c.raw) room += 3 * text.length;
+  for (const payload of c.payloads) if (payload !== null) room += 3 * payload.length;
   const body = Buffer.allocUnsafe(room);
   let pos = 0;
-  const first = readings[0]!.tsUs;
+  const first = c.ts[0]!;
   if (!Number.isSafeInteger(first)) return undefined;
   body[pos++] = first < 0 ? 1 : 0;
   pos = writeVarint(body, pos, Math.abs(first));
   for (let i = 1; i < n; i++) {
-    const ts = readings[i]!.tsUs;
-    const delta = ts - readings[i - 1]!.tsUs;
+    const ts = c.ts[i]!;
+    const delta = ts - c.ts[i - 1]!;
     if (!Number.isSafeInteger(ts) || !Number.isSafeInteger(delta) || delta <= 0) return undefined;
     pos = writeVarint(body, pos, delta);
   }
   let previous = 0;
-  for (const { count } of readings) {
-    if (count === null) {
-      body[pos++] = 0;
+  for (let i = 0; i < n; i++) {
+    const count = c.counts[i]!;
+    if (count !== count) {
+      body[pos++] = 0; // NaN: none
       continue;
     }
     if (!Number.isSafeInteger(count) || Math.abs(count) >= COUNT_LIMIT) return undefined;
@@ -62,16 +128,12 @@ export function encodeSealed(readings: readonly ChunkReading[], codec: Codec = D
     pos = writeVarint(body, pos, (change >= 0 ? 2 * change : -2 * change - 1) + 1);
     previous = count;
   }
-  const raw: string[] = [];
-  for (const { tsText } of readings) {
-    const digits = tsText === null ? -2 : canonicalUtcDigits(tsText);
-    if (digits === -1) raw.push(tsText!);
-    body[pos++] = digits === -2 ? 0 : digits === -1 ? TS_RAW : digits === 0 ? 1 : digits === 3 ? 2 : 3;
-  }
-  for (const text of raw) pos = writeVarint(body, pos, text.length + 1);
-  for (const { payload } of readings) pos = writeVarint(body, pos, payload === null ? 0 : payload.length + 1);
-  for (const text of raw) pos += body.write(text, pos, 'utf8');
-  for (const { payload } of readings) if (payload !== null) pos += body.write(payload, pos, 'utf8');
+  body.set(c.kinds, pos);
+  pos += n;
+  for (const text of c.raw) pos = writeVarint(body, pos, text.length + 1);
+  for (const payload of c.payloads) pos = writeVarint(body, pos, payload === null ? 0 : payload.length + 1);
+  for (const text of c.raw) pos += body.write(text, pos, 'utf8');
+  for (const payload of c.payloads) if (payload !== null) pos += body.write(payload, pos, 'utf8');
 
   const packed = compress(codec, body.subarray(0, pos));
   const header = Buffer.allocUnsafe(12);

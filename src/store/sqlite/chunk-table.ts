@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { chunkHas, chunkInstants, chunkLine, decodeChunk, encodeSealed, isSealed, type ChunkData } from './chunk.js';
+import { chunkHas, chunkInstants, chunkLine, decodeChunk, encodeSealed, isSealed, sealText, type ChunkData } from './chunk.js';
 import { countStats } from './count-stats.js';
 import type { DeviceDirectory } from './devices.js';
 
@@ -149,7 +149,7 @@ export class ChunkTable {
         // The newest of this write, if newer than the device's open chunk, becomes the open one; it
         // stays text only while it has room for appends (a full one would never take any).
         const newest = end === n && (open === null || ts[n - 1]! > open.lastTs);
-        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : encodeSealed(decodeChunk(data.toString('utf8')));
+        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : sealText(data.toString('utf8'));
         const id = Number(
           (sealed === undefined ? this.insert : this.insertSealed).run(key, ts[start]!, ts[end - 1]!, end - start, sealed ?? data, c.counted, c.sum, c.min, c.max)
             .lastInsertRowid,
@@ -170,7 +170,7 @@ export class ChunkTable {
   sealChunk(id: number): void {
     const data = this.dataOf.get(id);
     if (data === undefined || isSealed(data)) return;
-    const sealed = encodeSealed(decodeChunk(data));
+    const sealed = sealText(data);
     if (sealed === undefined) return;
     this.seal.run(sealed, id);
     this.remove.run(id);

@@ -8,7 +8,7 @@ import { decodeSealed, decodeSealedTail, isSealed, sealedInstants } from './chun
 import { decodeText, decodeTextTail, textHas, textInstants, type ChunkReading } from './chunk-text.js';
 
 export { canonicalUtcDigits, chunkLine, integerText, type ChunkReading } from './chunk-text.js';
-export { encodeSealed, isSealed } from './chunk-sealed.js';
+export { encodeSealed, isSealed, sealText } from './chunk-sealed.js';
 
 /** A chunk's `data` column as SQLite returns it. */
 export type ChunkData = string | Uint8Array;

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { decodeChunk, encodeSealed, type ChunkData } from './chunk.js';
+import { sealText } from './chunk.js';
 import { SEAL_SQL } from './chunk-table.js';
 
 /**
@@ -21,7 +21,7 @@ export function sealOldChunks(db: Database.Database): number {
   const remove = db.prepare('DELETE FROM chunks WHERE id = ?');
   let sealed = 0;
   for (const id of ids) {
-    const blob = encodeSealed(decodeChunk(dataOf.get(id) as ChunkData));
+    const blob = sealText(dataOf.get(id) as string); // typeof(data) = 'text'
     if (blob === undefined) continue; // kept as text: readers read both forms
     seal.run(blob, id);
     remove.run(id);
