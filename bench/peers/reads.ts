@@ -30,7 +30,7 @@ import { INFLUX_DB, type System, type Server } from './systems.js';
 export interface ReadsOptions extends ReadsData {
   readonly rounds: number;
   readonly dataRoot: string;
-  /** Seconds left idle after the load before bytes are counted (Tally compacts and frees pages). */
+  /** Seconds left idle after the load before bytes are counted (Tally settles its file 10 s after its last write). */
   readonly settleSeconds: number;
 }
 

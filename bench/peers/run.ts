@@ -435,7 +435,7 @@ async function readsPhase(systems: readonly System[]): Promise<void> {
     fleetReadings,
     rounds: Number(flags['reads-rounds']),
     dataRoot: flags['data-root']!,
-    settleSeconds: 15,
+    settleSeconds: 20,
   };
   console.log(`reads: ${o.big} readings of one device + ${fleetDevices}x${fleetReadings} fleet; ${tallySystem.label} ${tallySystem.version()}, ${influx.label} ${influx.version()}; ${o.rounds} rounds each, medians`);
   const passes: ReadsRow[][] = [];

@@ -449,6 +449,33 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a file created before auto_vacuum was set keeps its free pages and still closes; a new file gives them back', async () => {
+    for (const old of [true, false]) {
+      await withFile(async (file) => {
+        if (old) {
+          const db = new Database(file); // auto_vacuum NONE, as every file before this version
+          db.pragma('page_size = 16384');
+          migrate(db, 7);
+          db.close();
+        }
+        const store = await openFile(file, Number.MAX_SAFE_INTEGER);
+        // 100,000 readings in the journal (2.6 MB), compacted at close: the journal's pages are freed.
+        for (let b = 0; b < 10; b++) await store.appendBatch(Array.from({ length: 10_000 }, (_, k) => reading(`d${k % 1000}`, b * 10 + Math.floor(k / 1000), 1, '{"v":1}')));
+        await store.close();
+        const after = new Database(file, { readonly: true });
+        try {
+          expect(after.pragma('auto_vacuum', { simple: true })).toBe(old ? 0 : 2);
+          const free = after.pragma('freelist_count', { simple: true }) as number;
+          if (old) expect(free).toBeGreaterThan(64);
+          else expect(free).toBeLessThanOrEqual(64);
+          expect(after.prepare('SELECT sum(n) FROM chunks').pluck().get()).toBe(100_000);
+        } finally {
+          after.close();
+        }
+      });
+    }
+  }, 60_000);
+
   test('a file of a pre-release layout (schema versions 1-4) is refused with a clear message, and left as it was', async () => {
     await withFile(async (file) => {
       const db = new Database(file);

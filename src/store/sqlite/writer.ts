@@ -41,6 +41,8 @@ export class SqliteWriter {
   private readonly appender: Appender;
   private readonly compactor: Compactor;
   private lastSeq = 0;
+  /** Whether the file can give free pages back (auto_vacuum=INCREMENTAL: files created since it was set). */
+  private readonly incrementalVacuum: boolean;
   /** The API keys, changed on this connection like everything else the server writes. */
   readonly keys: SqliteKeyTable;
 
@@ -52,6 +54,7 @@ export class SqliteWriter {
     this.appender = new Appender(this.db, this.pending, this.chunks, this.devices, journal, config.directRunReadings ?? DIRECT_RUN_READINGS);
     this.compactor = new Compactor(this.db, this.pending, this.chunks, this.devices, journal);
     this.keys = new SqliteKeyTable(this.db);
+    this.incrementalVacuum = this.db.pragma('auto_vacuum', { simple: true }) === 2;
     this.replay(journal);
   }
 
@@ -97,10 +100,19 @@ export class SqliteWriter {
    * Gives free pages beyond a slack back to the file system, at most `RELEASE_PAGES` a call: the
    * journal's pages once compacted, and those of text chunks since sealed, which the file would
    * otherwise keep at its peak size. A no-op on files created before auto_vacuum was set.
+   * Returns whether it gave any back.
    */
-  releaseFreePages(): void {
+  releaseFreePages(): boolean {
+    if (!this.incrementalVacuum) return false;
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
-    if (free > FREE_PAGES_KEPT) this.db.pragma(`incremental_vacuum(${Math.min(free - FREE_PAGES_KEPT, RELEASE_PAGES)})`);
+    if (free <= FREE_PAGES_KEPT) return false;
+    this.db.pragma(`incremental_vacuum(${Math.min(free - FREE_PAGES_KEPT, RELEASE_PAGES)})`);
+    return (this.db.pragma('freelist_count', { simple: true }) as number) < free;
+  }
+
+  /** Gives back every free page beyond the slack, RELEASE_PAGES per transaction. */
+  private releaseAllFreePages(): void {
+    while (this.releaseFreePages());
   }
 
   /**
@@ -109,7 +121,7 @@ export class SqliteWriter {
    * idle store's files hold its data and little else.
    */
   settle(): void {
-    while ((this.db.pragma('freelist_count', { simple: true }) as number) > FREE_PAGES_KEPT) this.releaseFreePages();
+    this.releaseAllFreePages();
     // Not waiting for readers (a long read holds its snapshot): what they still need stays in the WAL.
     this.db.pragma('busy_timeout = 0');
     try {
@@ -184,7 +196,7 @@ export class SqliteWriter {
     try {
       if (compact) {
         this.compactAll();
-        while ((this.db.pragma('freelist_count', { simple: true }) as number) > FREE_PAGES_KEPT) this.releaseFreePages();
+        this.releaseAllFreePages();
       }
     } finally {
       this.db.close();
