@@ -16,8 +16,9 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { eachLimited, peakRssBytes, sleep, startPingServer, type Server } from './proc.js';
-import { hardware, median } from './report.js';
+import { peakRssBytes, sleep, startPingServer, type Server } from './proc.js';
+import { hardware } from './report.js';
+import { BASE_MS, dirBytes, expectEqual, iso, latencyText, loadAll, medianOf, postUntilTaken, tallyBody, timed, writeLatencies } from './reads-workload.js';
 
 const { values: flags, positionals: specs } = parseArgs({
   options: {
@@ -32,120 +33,11 @@ const [FLEET_DEVICES, FLEET_READINGS] = flags.fleet.split('x').map(Number) as [n
 const ROUNDS = Number(flags.rounds);
 if (specs.length === 0) throw new Error("name at least one server: 'name=command ...'");
 
-const BASE_MS = Date.UTC(2024, 0, 1);
-const BATCH = 10_000;
-const iso = (ms: number) => new Date(ms).toISOString();
-
-async function postBatch(url: string, body: string): Promise<void> {
-  for (;;) {
-    const res = await fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    const text = await res.text();
-    if (res.status === 200) return;
-    if (res.status === 503) {
-      await sleep(100);
-      continue;
-    }
-    throw new Error(`load: ${res.status} ${text.slice(0, 200)}`);
-  }
-}
-
-/** The big device, then the fleet interleaved (reading r of every device before reading r + 1). */
-async function load(url: string): Promise<number> {
-  const bodies: Array<() => string> = [];
-  for (let start = 0; start < BIG; start += BATCH) {
-    bodies.push(() =>
-      JSON.stringify(
-        Array.from({ length: Math.min(BATCH, BIG - start) }, (_, k) => {
-          const i = start + k;
-          return { device_id: 'big', ts: iso(BASE_MS + i * 1000), count: 1 + (i % 5), payload: { temp: 15 + (i % 100) / 10 } };
-        }),
-      ),
-    );
-  }
-  const fleetTotal = FLEET_DEVICES * FLEET_READINGS;
-  for (let start = 0; start < fleetTotal; start += BATCH) {
-    bodies.push(() =>
-      JSON.stringify(
-        Array.from({ length: Math.min(BATCH, fleetTotal - start) }, (_, k) => {
-          const i = start + k;
-          const r = Math.floor(i / FLEET_DEVICES);
-          return { device_id: `dev-${i % FLEET_DEVICES}`, ts: iso(BASE_MS + r * 60_000), count: 1 + (i % 3) };
-        }),
-      ),
-    );
-  }
-  const started = performance.now();
-  await eachLimited(bodies, 4, (body) => postBatch(url, body()));
-  return (BIG + fleetTotal) / ((performance.now() - started) / 1000);
-}
-
-/** A GET, timed; a connection the busy machine did not accept in time is tried again (not timed). */
-async function timed(url: string): Promise<{ ms: number; json: any }> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await timedOnce(url);
-    } catch (err) {
-      if (attempt === 3 || (err as Error).message !== 'fetch failed') throw err;
-      console.log(`(${url}: ${String((err as { cause?: unknown }).cause)}; again)`);
-    }
-  }
-}
-
-async function timedOnce(url: string): Promise<{ ms: number; json: any }> {
-  const t0 = performance.now();
-  const res = await fetch(url);
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json).slice(0, 200)}`);
-  return { ms: performance.now() - t0, json };
-}
-
-async function medianOf(url: string, check: (json: any) => void): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const { ms, json } = await timed(url);
-    check(json);
-    times.push(ms);
-  }
-  return median(times);
-}
-
-function expectEqual(what: string, got: unknown, want: unknown): void {
-  if (got !== want) throw new Error(`check failed: ${what}: got ${String(got)}, expected ${String(want)}`);
-}
-
-/** Single-reading posts at `perSecond` for `seconds`; their latencies in ms. */
-async function writeLatencies(url: string, perSecond: number, seconds: number, device: string): Promise<number[]> {
-  const out: number[] = [];
-  const sends: Promise<void>[] = [];
-  const started = performance.now();
-  for (let i = 0; i < perSecond * seconds; i++) {
-    const due = started + (i * 1000) / perSecond;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
-    sends.push(
-      (async () => {
-        const t0 = performance.now();
-        try {
-          await postBatch(url, JSON.stringify([{ device_id: device, ts: iso(BASE_MS + i * 1000), count: 1 }]));
-          out.push(performance.now() - t0);
-        } catch {
-          out.push(Infinity); // not answered at all (a server too busy to accept the connection in 10 s)
-        }
-      })(),
-    );
-  }
-  await Promise.all(sends);
-  return out;
-}
-
-const pct = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-};
-
-function dirBytes(dir: string): number {
-  return readdirSync(dir).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
-}
+const data = { big: BIG, fleetDevices: FLEET_DEVICES, fleetReadings: FLEET_READINGS };
+const get = (url: string) => timed(url);
+const medianGet = (url: string, check: (json: any) => void) => medianOf(ROUNDS, () => get(url), check);
+const postBatch = (url: string, body: string) => postUntilTaken(`${url}/v1/readings`, body, 'application/json', 200);
+const load = (url: string) => loadAll(data, (readings) => postBatch(url, tallyBody(readings)));
 
 type Row = Record<string, string>;
 
@@ -157,24 +49,24 @@ async function run(name: string, command: string): Promise<Row> {
     server = await startPingServer(name, cmd!, args, { TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn' });
     const url = server.url;
     const loadRate = await load(url);
-    const big = await timed(`${url}/v1/devices/big`); // reads see everything acknowledged from here on
+    const big = await get(`${url}/v1/devices/big`); // reads see everything acknowledged from here on
     expectEqual('big reading_count', big.json.reading_count, BIG);
     await sleep(2_000); // let the writer settle (compaction, checkpoint) before timing reads
 
     const row: Row = { server: name, 'load readings/s': Math.round(loadRate).toLocaleString('en-US') };
-    row['latest ms'] = (await medianOf(`${url}/v1/devices/dev-7`, (j) => expectEqual('fleet readings', j.reading_count, FLEET_READINGS))).toFixed(2);
+    row['latest ms'] = (await medianGet(`${url}/v1/devices/dev-7`, (j) => expectEqual('fleet readings', j.reading_count, FLEET_READINGS))).toFixed(2);
     const bucketsTotal = (j: any) => j.buckets.reduce((n: number, b: { count: number }) => n + b.count, 0);
     row['agg 1h count ms'] = (
-      await medianOf(`${url}/v1/devices/big/aggregate?every=1h&fn=count,sum,min,max,avg`, (j) => expectEqual('aggregate count', bucketsTotal(j), BIG))
+      await medianGet(`${url}/v1/devices/big/aggregate?every=1h&fn=count,sum,min,max,avg`, (j) => expectEqual('aggregate count', bucketsTotal(j), BIG))
     ).toFixed(1);
     row['agg 1h temp ms'] = (
-      await medianOf(`${url}/v1/devices/big/aggregate?every=1h&field=payload.temp&fn=count,avg`, (j) => expectEqual('aggregate temp', bucketsTotal(j), BIG))
+      await medianGet(`${url}/v1/devices/big/aggregate?every=1h&field=payload.temp&fn=count,avg`, (j) => expectEqual('aggregate temp', bucketsTotal(j), BIG))
     ).toFixed(1);
     row['history 1000 ms'] = (
-      await medianOf(`${url}/v1/devices/big/readings?limit=1000&from=${iso(BASE_MS + (BIG / 2) * 1000)}`, (j) => expectEqual('page', j.items.length, 1000))
+      await medianGet(`${url}/v1/devices/big/readings?limit=1000&from=${iso(BASE_MS + (BIG / 2) * 1000)}`, (j) => expectEqual('page', j.items.length, 1000))
     ).toFixed(2);
     row['top 100 ms'] = (
-      await medianOf(`${url}/v1/devices?sort=cumulative_count&order=desc&limit=100`, (j) => expectEqual('top', j.items[0].device_id, 'big'))
+      await medianGet(`${url}/v1/devices?sort=cumulative_count&order=desc&limit=100`, (j) => expectEqual('top', j.items[0].device_id, 'big'))
     ).toFixed(2);
 
     const rssBefore = peakRssBytes(server.proc.pid) ?? 0;
@@ -185,24 +77,21 @@ async function run(name: string, command: string): Promise<Row> {
     row['its peak RSS growth MiB'] = (((peakRssBytes(server.proc.pid) ?? 0) - rssBefore) / 2 ** 20).toFixed(0);
     row['its MiB'] = (bytes / 2 ** 20).toFixed(1);
 
-    const alone = await writeLatencies(url, 200, 5, 'lat-alone');
+    const single = (device: string) => (i: number) => postBatch(url, JSON.stringify([{ device_id: device, ts: iso(BASE_MS + i * 1000), count: 1 }]));
+    const alone = await writeLatencies(200, 5, single('lat-alone'));
     let looping = true;
     const loops = [0, 1].map(async () => {
-      while (looping) await timed(`${url}/v1/devices/big/aggregate?every=1h&fn=count,sum,min,max,avg`);
+      while (looping) await get(`${url}/v1/devices/big/aggregate?every=1h&fn=count,sum,min,max,avg`);
     });
     let during: number[];
     try {
-      during = await writeLatencies(url, 200, 5, 'lat-during');
+      during = await writeLatencies(200, 5, single('lat-during'));
     } finally {
       looping = false;
       await Promise.allSettled(loops);
     }
-    const latency = (values: number[]) => {
-      const failed = values.filter((v) => v === Infinity).length;
-      return `${pct(values, 0.5).toFixed(1)}/${pct(values, 0.99).toFixed(1)}${failed > 0 ? ` (${failed} failed)` : ''}`;
-    };
-    row['write p50/p99 ms alone'] = latency(alone);
-    row['during aggregates'] = latency(during);
+    row['write p50/p99 ms alone'] = latencyText(alone);
+    row['during aggregates'] = latencyText(during);
 
     await server.proc.stop();
     const total = BIG + FLEET_DEVICES * FLEET_READINGS + 2_000;

@@ -5,12 +5,15 @@
  * skipped with the package to install. Results, tables, charts and a BENCHMARKS.md section go to
  * bench/results/.
  *
- *   npm run bench:peers -- [--quick] [--systems tally,tally-lp,influxdb,victoria-metrics] [--phases bulk,single,crash] [--seed 1]
+ * `--phases reads` (not among the defaults: it loads 3 M readings into each system) runs the reads
+ * workload (bench/peers/reads.ts) on Tally and InfluxDB instead, `--passes` times.
+ *
+ *   npm run bench:peers -- [--quick] [--systems tally,tally-lp,influxdb,victoria-metrics] [--phases bulk,single,crash|reads] [--seed 1]
  *     [--bulk-steps 2000] [--bulk-warmup-steps 2000] [--single-seconds 15] [--single-warmup 10] [--crash-seconds 24] [--crash-kill-after 20] [--passes 3] [--cpu-prof DIR]
  *     [--out bench/results] [--prefix peers] [--report-only FILE.json] [--max-wait 3600]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +22,7 @@ import { hardware } from '../report.js';
 import { checkCrash, checkSums, classifyDuplicates, expectations } from './correctness.js';
 import { Ledger, runLoad, type LoadResult } from './load.js';
 import { goals, renderTables, writeReport, type CrashResult, type PeersResults, type SystemResult, type WarmupFigures, type WorkloadFigures } from './report.js';
+import { readsTable, readsWorkload, type ReadsRow } from './reads.js';
 import { influxdb, SYSTEM_IDS, tally, tallyLineProtocol, tallySettings, victoriaMetrics, type Server, type System, type SystemId } from './systems.js';
 import { bulkPlan, deviceIds, duplicatesPlan, readingsIn, render, singlePlan, type Bodies, type Format, type Plan } from './workload.js';
 
@@ -46,6 +50,9 @@ const { values: flags } = parseArgs({
     'keep-data': { type: 'boolean', default: false },
     'report-only': { type: 'string' },
     'max-wait': { type: 'string', default: '3600' },
+    'reads-big': { type: 'string' },
+    'reads-fleet': { type: 'string' },
+    'reads-rounds': { type: 'string', default: '5' },
   },
 });
 
@@ -417,6 +424,34 @@ function representPasses(result: SystemResult): void {
   if (verdicts.length > 0) result.duplicates = verdicts.find((v) => v.verdict.semantics !== 'keep-first') ?? verdicts[0]!;
 }
 
+/** The reads workload, `--passes` times, each pass on fresh data dirs; a table per pass and a JSON of them all. */
+async function readsPhase(systems: readonly System[]): Promise<void> {
+  const tallySystem = systems.find((s) => s.id === 'tally');
+  const influx = systems.find((s) => s.id === 'influxdb');
+  if (tallySystem === undefined || influx === undefined) throw new Error('--phases reads needs Tally and InfluxDB');
+  const [fleetDevices, fleetReadings] = (flags['reads-fleet'] ?? (quick ? '100x1000' : '1000x2000')).split('x').map(Number) as [number, number];
+  const o = {
+    big: num(flags['reads-big'], 100_000, 1_000_000),
+    fleetDevices,
+    fleetReadings,
+    rounds: Number(flags['reads-rounds']),
+    dataRoot: flags['data-root']!,
+    settleSeconds: 20,
+  };
+  console.log(`reads: ${o.big} readings of one device + ${fleetDevices}x${fleetReadings} fleet; ${tallySystem.label} ${tallySystem.version()}, ${influx.label} ${influx.version()}; ${o.rounds} rounds each, medians`);
+  const passes: ReadsRow[][] = [];
+  for (let pass = 1; pass <= options.passes; pass++) {
+    await waitForOtherBench();
+    console.log(`\npass ${pass} of ${options.passes}`);
+    const rows = await readsWorkload(tallySystem, influx, o);
+    console.log(readsTable(rows));
+    passes.push(rows);
+  }
+  const file = join(outDir, `${prefix}-reads.json`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), options: o, passes }, null, 2)}\n`);
+  console.log(`wrote ${file}`);
+}
+
 async function main(): Promise<void> {
   if (flags['report-only'] !== undefined) {
     const saved = JSON.parse(readFileSync(flags['report-only'], 'utf8')) as PeersResults;
@@ -440,6 +475,10 @@ async function main(): Promise<void> {
 
   const host = machine();
   console.log(`machine: ${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, ${host.os}, node ${host.node}, data on ${host.filesystem}`);
+  if (flags.phases!.split(',').some((p) => p.trim() === 'reads')) {
+    await readsPhase(systems);
+    return;
+  }
   const w = makeWorkloads(new Set(systems.map((s) => s.format)));
 
   const results = await benchSystems(systems, w);

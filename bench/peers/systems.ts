@@ -151,7 +151,6 @@ export function tally(options: TallyOptions = {}): System {
   };
 }
 
-const INFLUX_DB = 'bench';
 
 /**
  * Tally again, fed the line-protocol bodies InfluxDB and VictoriaMetrics get, byte for byte, on
@@ -174,8 +173,9 @@ export function tallyLineProtocol(options: TallyOptions = {}): System {
 // ---------------------------------------------------------------------------------------------
 // InfluxDB 1.x
 
+export const INFLUX_DB = 'bench';
 
-interface InfluxResponse {
+export interface InfluxResponse {
   results: { error?: string; series?: { tags?: Record<string, string>; columns: string[]; values: [number, number][] }[] }[];
   error?: string;
 }
@@ -218,7 +218,7 @@ bind-address = "127.0.0.1:${rpcPort}"
 `;
 }
 
-async function influxQuery(server: Server, q: string, params = ''): Promise<InfluxResponse> {
+export async function influxQuery(server: Server, q: string, params = ''): Promise<InfluxResponse> {
   const body = new URLSearchParams({ q });
   const res = await getJson<InfluxResponse>(`${server.url}/query?db=${INFLUX_DB}${params}`, {
     method: 'POST',

@@ -1,7 +1,20 @@
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, test } from 'vitest';
 import type { Reading } from '../../src/domain/reading.js';
-import { chunkLine, decodeChunk, integerText } from '../../src/store/sqlite/chunk.js';
+import { formatUtcDigits } from '../../src/domain/timestamp.js';
+import {
+  canonicalUtcDigits,
+  chunkHas,
+  chunkInstants,
+  chunkLine,
+  decodeChunk,
+  decodeChunkTail,
+  encodeSealed,
+  integerText,
+  sealText,
+  type ChunkReading,
+} from '../../src/store/sqlite/chunk.js';
+import { Codec } from '../../src/store/sqlite/codec.js';
 import { toColumns, transferList, type ReadingColumns } from '../../src/store/sqlite/columns.js';
 
 describe('integerText', () => {
@@ -105,5 +118,77 @@ describe('corrupt chunk text', () => {
       expect(() => decodeChunk(text), JSON.stringify(text)).toThrow(/corrupt chunk text/);
     }
     expect(decodeChunk(chunkLine(5, 1, null, null) + chunkLine(6, null, null, '{}'))).toHaveLength(2);
+  });
+});
+
+describe('sealed chunks', () => {
+  const texts = [null, '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00.000001Z', '2024-01-01T02:00:00+02:00', '1969-12-31T23:59:59.5-00:30'];
+  const payloads = [null, '{}', '{"v":"é"}', '{"v":"😀","w":[1,2,3]}', '{"a":"\\u0000"}', '{"temp":21.5}'];
+  /** Readings in timestamp order as a chunk holds them; tsText canonical ones made from their instant, as validation would. */
+  function randomChunk(n: number, start: number, step: () => number): ChunkReading[] {
+    const out: ChunkReading[] = [];
+    for (let i = 0, ts = start; i < n; i++, ts += step()) {
+      const text = texts[i % texts.length]!;
+      const digits = text === null ? -2 : canonicalUtcDigits(text);
+      out.push({
+        tsUs: ts,
+        count: i % 5 === 0 ? null : i % 7 === 0 ? 2 ** 31 - 1 : Math.floor(Math.random() * 1000),
+        tsText: digits === -2 ? null : digits >= 0 ? formatUtcDigits(ts, digits) : text,
+        payload: payloads[i % payloads.length]!,
+      });
+    }
+    return out;
+  }
+  const textOf = (readings: ChunkReading[]) => readings.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join('');
+
+  test.each([
+    ['steady seconds', () => randomChunk(500, Date.UTC(2024, 0, 1) * 1000, () => 1_000_000)],
+    ['irregular microseconds', () => randomChunk(300, 1, () => 1 + Math.floor(Math.random() * 1e9))],
+    ['negative instants (before 1970) into positive ones', () => randomChunk(200, -2_208_988_800_000_000, () => Math.floor(Math.random() * 5e13) + 1)],
+    ['one reading in 2199', () => randomChunk(1, 7_258_118_399_999_999, () => 1)],
+    ['1900 to 2099 in one chunk', () => [...randomChunk(1, -2_208_988_800_000_000, () => 1), ...randomChunk(1, 4_102_444_799_000_000, () => 1)]],
+  ])('%s: every codec gives back what the text form gives back, whole, by tail and by instant', (_name, make) => {
+    const readings = make();
+    const text = textOf(readings);
+    for (const codec of [Codec.None, Codec.Deflate, Codec.Brotli]) {
+      const blob = encodeSealed(readings, codec)!;
+      expect(blob).toBeInstanceOf(Buffer);
+      expect(sealText(text, codec)).toEqual(blob); // the writer's path: straight from the text form
+      expect(decodeChunk(blob)).toEqual(decodeChunk(text));
+      expect(decodeChunk(blob)).toEqual(readings);
+      for (const from of [readings[0]!.tsUs, readings[readings.length >> 1]!.tsUs, readings.at(-1)!.tsUs, readings.at(-1)!.tsUs + 1, -Infinity]) {
+        expect(decodeChunkTail(blob, from)).toEqual(decodeChunkTail(text, from));
+      }
+      expect(Array.from(chunkInstants(blob))).toEqual(Array.from(chunkInstants(text)));
+      for (const r of readings.slice(0, 20)) {
+        expect(chunkHas(blob, r.tsUs)).toBe(true);
+        expect(chunkHas(blob, r.tsUs + 0.5)).toBe(chunkHas(text, r.tsUs + 0.5));
+      }
+    }
+  });
+
+  test('a steady series takes a small fraction of its text', () => {
+    const readings = randomChunk(500, Date.UTC(2024, 0, 1) * 1000, () => 1_000_000).map((r, i) => ({ ...r, count: 1 + (i % 5), tsText: null, payload: `{"temp":${15 + (i % 100) / 10}}` }));
+    expect(encodeSealed(readings)!.length).toBeLessThan(Buffer.byteLength(textOf(readings)) / 10);
+  });
+
+  test('what it could not give back exactly stays text: encodeSealed refuses it', () => {
+    const r = (tsUs: number, count: number | null = 1): ChunkReading => ({ tsUs, count, tsText: null, payload: null });
+    expect(encodeSealed([])).toBeUndefined();
+    expect(encodeSealed([r(1), r(1)])).toBeUndefined(); // not strictly increasing
+    expect(encodeSealed([r(2), r(1)])).toBeUndefined();
+    expect(encodeSealed([r(1.5)])).toBeUndefined();
+    expect(encodeSealed([r(1, 0.5)])).toBeUndefined();
+    expect(encodeSealed([r(-(2 ** 52)), r(2 ** 52)])).toBeUndefined(); // a delta past 2^53
+    expect(encodeSealed([r(-2_208_988_800_000_000), r(7_258_118_399_000_000)])).toBeUndefined(); // 1900 and 2199: the same
+    expect(sealText(chunkLine(-2_208_988_800_000_000, 1, null, null) + chunkLine(7_258_118_399_000_000, 1, null, null))).toBeUndefined();
+    expect(sealText('')).toBeUndefined();
+    expect(() => sealText('1\t2\t\n')).toThrow(/corrupt chunk text/);
+  });
+
+  test('a corrupt sealed chunk is refused with an error', () => {
+    const blob = encodeSealed([{ tsUs: 5, count: 1, tsText: null, payload: '{"a":1}' }, { tsUs: 6, count: null, tsText: null, payload: null }])!;
+    const bad = [Buffer.from([9, 1, 2]), Buffer.concat([blob.subarray(0, 1), Buffer.from([7]), blob.subarray(2)]), blob.subarray(0, blob.length - 3), Buffer.from([1, 0, 2, 0, 5])];
+    for (const b of bad) expect(() => decodeChunk(b), b.toString('hex')).toThrow(/corrupt chunk|unexpected end|invalid/i);
   });
 });

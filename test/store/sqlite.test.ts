@@ -356,6 +356,126 @@ describe('SqliteStore specifics', () => {
     });
   });
 
+  test('a version 7 file (text chunks, before pruned counts) upgrades: old chunks are sealed, the newest stays text, reads, duplicates and summaries unchanged', async () => {
+    await withFile(async (file) => {
+      const old = new Database(file);
+      migrate(old, 7);
+      const line = (s: number, count: number | null, payload: string | null = null) => `${BASE + s * SECOND}\t${count ?? ''}\t3\t${payload ?? ''}\n`;
+      const chunk = old.prepare(
+        `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      // Device 1: three chunks, the middle one written out of order (it overlaps the first); device 2: one.
+      chunk.run(1, BASE + SECOND, BASE + 9 * SECOND, 3, line(1, 2, '{"temp":20.5}') + line(5, null, '{"temp":21}') + line(9, 4), 2, 6, 2, 4);
+      chunk.run(1, BASE + 3 * SECOND, BASE + 4 * SECOND, 2, line(3, 1) + line(4, 1, '{"temp":19}'), 2, 2, 1, 1);
+      chunk.run(1, BASE + 10 * SECOND, BASE + 11 * SECOND, 2, line(10, 10) + line(11, 1), 2, 11, 1, 10);
+      chunk.run(2, BASE + SECOND, BASE + SECOND, 1, line(1, 7), 1, 7, 7, 7);
+      old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, reading_count, cumulative_count)
+                VALUES (1, 'v7', ${BASE + SECOND}, ${BASE + 11 * SECOND}, '2024-01-01T00:00:11.000Z', 7, 19),
+                       (2, 'w', ${BASE + SECOND}, ${BASE + SECOND}, '2024-01-01T00:00:01.000Z', 1, 7)`);
+      const readBack = (db: Database.Database) => db.prepare('SELECT device_key, first_ts_us, typeof(data) AS form FROM chunks ORDER BY device_key, first_ts_us').all();
+      old.close();
+
+      const store = await openFile(file);
+      try {
+        const raw = new Database(file, { readonly: true });
+        expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+        // Sealed by the migration: every chunk but each device's newest.
+        expect(readBack(raw)).toEqual([
+          { device_key: 1, first_ts_us: BASE + SECOND, form: 'blob' },
+          { device_key: 1, first_ts_us: BASE + 3 * SECOND, form: 'blob' },
+          { device_key: 1, first_ts_us: BASE + 10 * SECOND, form: 'text' },
+          { device_key: 2, first_ts_us: BASE + SECOND, form: 'text' },
+        ]);
+        raw.close();
+        const items = (await store.deviceReadings('v7', { order: 'asc' })).items;
+        expect(items.map((r) => [r.tsUs, r.count, r.tsText, r.payload])).toEqual(
+          [[1, 2, '{"temp":20.5}'], [3, 1, null], [4, 1, '{"temp":19}'], [5, null, '{"temp":21}'], [9, 4, null], [10, 10, null], [11, 1, null]].map(
+            ([s, count, payload]) => [BASE + (s as number) * SECOND, count, `2024-01-01T00:00:${String(s).padStart(2, '0')}.000Z`, payload],
+          ),
+        );
+        const hour = 3600 * SECOND;
+        const q = { fromUs: BASE, toUs: BASE + hour, everyUs: hour } as const;
+        expect(await store.aggregate('v7', { ...q, field: { kind: 'count' } })).toEqual([{ startUs: BASE, count: 6, sum: 19, min: 1, max: 10, avg: 19 / 6 }]);
+        expect(await store.aggregate('v7', { ...q, field: { kind: 'payload', name: 'temp' } })).toEqual([{ startUs: BASE, count: 3, sum: 60.5, min: 19, max: 21, avg: 60.5 / 3 }]);
+        expect((await store.listRecords({ limit: 3 })).items.map((r) => [r.deviceId, r.tsUs])).toEqual([
+          ['v7', BASE + 11 * SECOND],
+          ['v7', BASE + 10 * SECOND],
+          ['v7', BASE + 9 * SECOND],
+        ]);
+        // Duplicates are found in sealed chunks; a new instant between them and a newer one are stored.
+        expect(Array.from(await store.appendBatch([reading('v7', 5), reading('v7', 3), reading('v7', 2, 5), reading('v7', 12, 3)]))).toEqual([0, 0, 1, 1]);
+        expect(await store.getDevice('v7')).toMatchObject({ readingCount: 9, cumulativeCount: 27, latestTsUs: BASE + 12 * SECOND });
+        expect(await store.aggregate('v7', { ...q, field: { kind: 'count' } })).toEqual([{ startUs: BASE, count: 8, sum: 27, min: 1, max: 10, avg: 27 / 8 }]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  test('after a load every chunk but each device\'s newest is sealed, at a few bytes per reading, and reads are what was written', async () => {
+    await withFile(async (file) => {
+      const store = await openFile(file, 2_000);
+      const payload = (i: number) => JSON.stringify({ temp: 15 + (i % 100) / 10 });
+      try {
+        for (let b = 0; b < 20; b++) {
+          await store.appendBatch(Array.from({ length: 1_000 }, (_, k) => reading('big', b * 1_000 + k, 1 + (k % 5), payload(b * 1_000 + k))));
+          await store.appendBatch(Array.from({ length: 500 }, (_, k) => reading(`f${k % 50}`, b * 10 + Math.floor(k / 50), 1 + (k % 3))));
+        }
+        const all = (await store.deviceReadings('big', { order: 'asc' })).items;
+        expect(all.map((r) => [r.tsUs, r.count, r.payload])).toEqual(Array.from({ length: 20_000 }, (_, i) => [BASE + i * SECOND, 1 + (i % 5), payload(i)]));
+        expect((await store.deviceReadings('f7', { order: 'desc', limit: 5 })).items.map((r) => r.tsUs)).toEqual([199, 198, 197, 196, 195].map((s) => BASE + s * SECOND));
+      } finally {
+        await store.close();
+      }
+      const raw = new Database(file, { readonly: true });
+      try {
+        const forms = raw
+          .prepare(
+            `SELECT typeof(data) AS form, count(*) AS chunks, sum(n) AS readings, sum(length(data)) AS bytes,
+               sum(id = (SELECT id FROM chunks n WHERE n.device_key = c.device_key ORDER BY last_ts_us DESC LIMIT 1)) AS newest
+             FROM chunks c GROUP BY form ORDER BY form`,
+          )
+          .all() as Array<{ form: string; chunks: number; readings: number; bytes: number; newest: number }>;
+        const blob = forms.find((f) => f.form === 'blob')!;
+        const text = forms.find((f) => f.form === 'text') ?? { chunks: 0, readings: 0, bytes: 0, newest: 0 };
+        expect(forms.length).toBe(text.chunks === 0 ? 1 : 2);
+        expect(text.newest).toBe(text.chunks); // text: only a device's newest chunk, while it has room for appends
+        expect(text.bytes).toBeLessThanOrEqual(51 * 3500);
+        expect(blob.readings + text.readings).toBe(30_000);
+        expect(blob.bytes / blob.readings).toBeLessThan(3); // the text form: ~35 bytes a reading of big, ~22 of the fleet
+      } finally {
+        raw.close();
+      }
+    });
+  });
+
+  test('a file created before auto_vacuum was set keeps its free pages and still closes; a new file gives them back', async () => {
+    for (const old of [true, false]) {
+      await withFile(async (file) => {
+        if (old) {
+          const db = new Database(file); // auto_vacuum NONE, as every file before this version
+          db.pragma('page_size = 16384');
+          migrate(db, 8);
+          db.close();
+        }
+        const store = await openFile(file, Number.MAX_SAFE_INTEGER);
+        // 100,000 readings in the journal (2.6 MB), compacted at close: the journal's pages are freed.
+        for (let b = 0; b < 10; b++) await store.appendBatch(Array.from({ length: 10_000 }, (_, k) => reading(`d${k % 1000}`, b * 10 + Math.floor(k / 1000), 1, '{"v":1}')));
+        await store.close();
+        const after = new Database(file, { readonly: true });
+        try {
+          expect(after.pragma('auto_vacuum', { simple: true })).toBe(old ? 0 : 2);
+          const free = after.pragma('freelist_count', { simple: true }) as number;
+          if (old) expect(free).toBeGreaterThan(64);
+          else expect(free).toBeLessThanOrEqual(64);
+          expect(after.prepare('SELECT sum(n) FROM chunks').pluck().get()).toBe(100_000);
+        } finally {
+          after.close();
+        }
+      });
+    }
+  }, 60_000);
+
   test('a file of a pre-release layout (schema versions 1-4) is refused with a clear message, and left as it was', async () => {
     await withFile(async (file) => {
       const db = new Database(file);

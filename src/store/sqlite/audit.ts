@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { LIMITS } from '../../domain/reading.js';
 import { AuditTally, RecomputedSummary } from '../audit.js';
 import type { AuditOptions, AuditReport } from '../types.js';
-import { decodeChunk, type ChunkReading } from './chunk.js';
+import { decodeChunk, type ChunkData, type ChunkReading } from './chunk.js';
 import { countStats } from './count-stats.js';
 import { BUSY_TIMEOUT_MS } from './open.js';
 import { SCHEMA_VERSION } from './schema.js';
@@ -85,10 +85,11 @@ function readingProblem(r: ChunkReading, previousTs: number): string | undefined
 /** Checks one chunk against its row and adds its readings to the device's figures; returns its problems. */
 function checkChunk(c: ChunkRow, into: RecomputedSummary): string[] {
   const name = `chunk ${c.id}`;
-  if (typeof c.data !== 'string') return [`${name} holds ${c.data === null ? 'NULL' : 'a blob'}, not chunk text`];
+  // Text (a device's newest chunk) or a sealed blob: decodeChunk reads both and throws on anything else.
+  if (typeof c.data !== 'string' && !(c.data instanceof Uint8Array)) return [`${name} holds ${c.data === null ? 'NULL' : typeof c.data}, not a chunk`];
   let readings: ChunkReading[];
   try {
-    readings = decodeChunk(c.data);
+    readings = decodeChunk(c.data as ChunkData);
   } catch (err) {
     return [`${name} does not decode: ${(err as Error).message}`];
   }

@@ -3,11 +3,11 @@
  * their indexes), these functions decode them and put their readings in order.
  */
 import type { AggregateBucket, AggregateQuery } from '../types.js';
-import { decodeChunk, type ChunkReading } from './chunk.js';
+import { decodeChunk, type ChunkData, type ChunkReading } from './chunk.js';
 
-/** A chunk as a query walks it: its readings' text and its bound in the walk's direction. */
+/** A chunk as a query walks it: its readings' data (either form) and its bound in the walk's direction. */
 export interface ChunkRow {
-  readonly data: string;
+  readonly data: ChunkData;
   /** first_ts_us when walking oldest first, last_ts_us when newest first. */
   readonly bound: number;
 }
@@ -80,7 +80,7 @@ export function mergeChunks<R extends ChunkRow, T>(rows: Iterable<R>, o: MergeOp
 }
 
 /** The decoded readings of a chunk within [fromUs, toUs). */
-export function readingsBetween(data: string, fromUs: number, toUs: number): ChunkReading[] {
+export function readingsBetween(data: ChunkData, fromUs: number, toUs: number): ChunkReading[] {
   const all = decodeChunk(data);
   return all.length > 0 && all[0]!.tsUs >= fromUs && all[all.length - 1]!.tsUs < toUs
     ? all
@@ -149,4 +149,18 @@ export class Buckets {
       .sort((a, b) => a[0] - b[0])
       .map(([startUs, b]) => ({ startUs, count: b.count, sum: b.sum, min: b.min, max: b.max, avg: b.sum / b.count }));
   }
+}
+
+/**
+ * Chunk rows ordered by bound (ascending or descending, as a walk reads them) with `extra` rows
+ * placed among them by their bounds: the journal's pending readings, as rows of their own.
+ */
+export function* withRows<R extends ChunkRow>(rows: Iterable<R>, extra: R[], ascending: boolean): Iterable<R> {
+  extra.sort(ascending ? (a, b) => a.bound - b.bound : (a, b) => b.bound - a.bound);
+  let k = 0;
+  for (const row of rows) {
+    while (k < extra.length && (ascending ? extra[k]!.bound <= row.bound : extra[k]!.bound >= row.bound)) yield extra[k++]!;
+    yield row;
+  }
+  while (k < extra.length) yield extra[k++]!;
 }

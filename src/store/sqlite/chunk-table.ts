@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { chunkHas, chunkInstants, chunkLine, decodeChunk } from './chunk.js';
+import { chunkHas, chunkInstants, chunkLine, decodeChunk, encodeSealed, isSealed, sealText, type ChunkData } from './chunk.js';
 import { countStats } from './count-stats.js';
 import type { DeviceDirectory } from './devices.js';
 
@@ -18,15 +18,27 @@ const APPEND_CHUNK_BYTES = 3500;
 const NEW_CHUNK_BYTES = 16_384;
 
 /**
+ * Seals a chunk as a new row (a new id, at the end of the table) holding the BLOB (first parameter), copied
+ * from the chunk of the id (second), which the caller then deletes. Not an UPDATE in place: the text left a page
+ * mostly empty that nothing would fill (ids only grow), while a deleted row's page empties and
+ * is reused once all its chunks are sealed.
+ */
+export const SEAL_SQL = `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+  SELECT device_key, first_ts_us, last_ts_us, n, ?, counted, count_sum, count_min, count_max FROM chunks WHERE id = ?`;
+
+/**
  * The writer's side of the `chunks` table and the summaries kept with it: files a device's readings
  * in chunks (appending to its open chunk or cutting new ones) and updates its summary in the same
  * transaction; answers whether a device's chunks hold an instant; deletes old or whole devices'
  * readings.
  */
 export class ChunkTable {
-  private readonly covering: Database.Statement<[number, number, number], string | number>;
-  private readonly dataOf: Database.Statement<[number], string>;
+  private readonly covering: Database.Statement<[number, number, number], ChunkData | number>;
+  private readonly dataOf: Database.Statement<[number], ChunkData>;
   private readonly insert: Database.Statement<unknown[]>;
+  private readonly insertSealed: Database.Statement<unknown[]>;
+  private readonly seal: Database.Statement<[Buffer, number]>;
+  private readonly remove: Database.Statement<[number]>;
   private readonly append: Database.Statement<unknown[]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
@@ -36,26 +48,39 @@ export class ChunkTable {
     private readonly db: Database.Database,
     private readonly devices: DeviceDirectory,
   ) {
-    // One plucked column (cheaper than row objects): a small chunk's text, or a large chunk's id, its
-    // text (overflow pages) left unread here and read once per append by `largeChunkInstants`.
+    // One plucked column (cheaper than row objects): a small chunk's data, or a large chunk's id, its
+    // data (overflow pages) left unread here and read once per append by `largeChunkInstants`.
     this.covering = db
       .prepare(`SELECT CASE WHEN n < ${SET_LOOKUP_READINGS} THEN data ELSE id END FROM chunks WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us <= ?`)
-      .pluck() as Database.Statement<[number, number, number], string | number>;
-    this.dataOf = db.prepare('SELECT data FROM chunks WHERE id = ?').pluck() as Database.Statement<[number], string>;
+      .pluck() as Database.Statement<[number, number, number], ChunkData | number>;
+    this.dataOf = db.prepare('SELECT data FROM chunks WHERE id = ?').pluck() as Database.Statement<[number], ChunkData>;
     // Chunk text arrives as UTF-8 bytes (a Buffer binds as a BLOB): CAST stores it as TEXT. Each
     // chunk keeps the count, sum, min and max of its readings' counts, which aggregates read
     // instead of decoding the chunk (NULL: unknown, a chunk written before they were kept).
+    //
+    // Text chunks take ids below every other (negative ones), sealed chunks the usual next id: the
+    // two live on separate pages. Text chunks are sealed and deleted in turn, so their pages empty
+    // and are reused; mixed with sealed chunks, each page would keep a few small sealed rows and
+    // most of its 16 KiB empty for good.
     this.insert = db.prepare(
-      `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
-       VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
+      `INSERT INTO chunks (id, device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+       VALUES ((SELECT coalesce(min(id), 0) - 1 FROM chunks WHERE id < 0), ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
     );
+    // A sealed chunk (chunk-sealed.ts) binds as the BLOB it is.
+    this.insertSealed = db.prepare(
+      `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.seal = db.prepare(SEAL_SQL);
+    this.remove = db.prepare('DELETE FROM chunks WHERE id = ?');
+    // Appends go to a text chunk only: a sealed one is never appended to (see `write`).
     this.append = db.prepare(`
       UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ?,
         counted   = counted + ?,
         count_sum = count_sum + ?,
         count_min = CASE WHEN counted IS NULL THEN NULL ELSE coalesce(min(count_min, ?), count_min, ?) END,
         count_max = CASE WHEN counted IS NULL THEN NULL ELSE coalesce(max(count_max, ?), count_max, ?) END
-      WHERE id = ?`);
+      WHERE id = ? AND typeof(data) = 'text'`);
     // Every expression on the right sees the row as it was before this UPDATE; positional parameters
     // bind faster than named ones, and this runs once per device per compaction.
     this.updateSummary = db.prepare(`
@@ -77,7 +102,7 @@ export class ChunkTable {
   /** Whether the device's chunks hold a reading at `tsUs`. */
   has(deviceKey: number, tsUs: number): boolean {
     for (const chunk of this.covering.iterate(deviceKey, tsUs, tsUs)) {
-      if (typeof chunk === 'string' ? chunkHas(chunk, tsUs) : this.largeChunkInstants(chunk).has(tsUs)) return true;
+      if (typeof chunk === 'number' ? this.largeChunkInstants(chunk).has(tsUs) : chunkHas(chunk, tsUs)) return true;
     }
     return false;
   }
@@ -94,6 +119,11 @@ export class ChunkTable {
   /**
    * Files a device's readings (`ts` ascending, their counts (NaN: none), their lines in `text`,
    * `ends` the byte offset after each) in its chunks, and adds them to its summary.
+   *
+   * Only the device's newest chunk stays text, taking appends while it has room; every other
+   * chunk is sealed (chunk-sealed.ts): new chunks that are not the newest (or are already full) at
+   * once, and the newest when a newer one replaces it. So each chunk is compressed once, an
+   * append never decompresses one, and text takes at most APPEND_CHUNK_BYTES per device.
    */
   write(key: number, ts: Float64Array, counts: Float64Array, text: Buffer, ends: ArrayLike<number>): void {
     this.instantsRead.clear(); // what was read of a chunk may no longer be all it holds
@@ -116,14 +146,34 @@ export class ChunkTable {
         while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
         const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
         const c = start === 0 && end === n ? all : countStats(counts, start, end);
-        const id = Number(this.insert.run(key, ts[start]!, ts[end - 1]!, end - start, data, c.counted, c.sum, c.min, c.max).lastInsertRowid);
-        if (open === null || ts[end - 1]! > open.lastTs) this.devices.setOpenChunk(key, { id, lastTs: ts[end - 1]!, bytes: data.length });
+        // The newest of this write, if newer than the device's open chunk, becomes the open one; it
+        // stays text only while it has room for appends (a full one would never take any).
+        const newest = end === n && (open === null || ts[n - 1]! > open.lastTs);
+        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : sealText(data.toString('utf8'));
+        const id = Number(
+          (sealed === undefined ? this.insert : this.insertSealed).run(key, ts[start]!, ts[end - 1]!, end - start, sealed ?? data, c.counted, c.sum, c.min, c.max)
+            .lastInsertRowid,
+        );
+        if (newest) {
+          if (open !== null) this.sealChunk(open.id);
+          this.devices.setOpenChunk(key, { id, lastTs: ts[n - 1]!, bytes: sealed === undefined ? data.length : Infinity });
+        }
         start = end;
       }
     }
     // Its newest reading: the device's latest state if nothing stored is newer.
     const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
     this.updateSummary.run(n, all.sum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
+  }
+
+  /** Seals a text chunk that no longer takes appends. */
+  sealChunk(id: number): void {
+    const data = this.dataOf.get(id);
+    if (data === undefined || isSealed(data)) return;
+    const sealed = sealText(data);
+    if (sealed === undefined) return;
+    this.seal.run(sealed, id);
+    this.remove.run(id);
   }
 
   /** Removes a device's readings and its summary row (inside the caller's transaction). */
@@ -144,7 +194,7 @@ export class ChunkTable {
         `SELECT id, device_key, n, data FROM (SELECT * FROM chunks WHERE last_ts_us < ? ORDER BY last_ts_us LIMIT ?)
          UNION ALL SELECT id, device_key, n, data FROM (SELECT * FROM chunks WHERE first_ts_us < ? AND last_ts_us >= ? ORDER BY first_ts_us LIMIT ?)`,
       )
-      .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; device_key: number; n: number; data: string }[];
+      .all(beforeUs, limit, beforeUs, beforeUs, limit) as { id: number; device_key: number; n: number; data: ChunkData }[];
     const remove = this.db.prepare('DELETE FROM chunks WHERE id = ?');
     const trim = this.db.prepare(
       'UPDATE chunks SET data = ?, n = ?, first_ts_us = ?, counted = ?, count_sum = ?, count_min = ?, count_max = ? WHERE id = ?',
@@ -166,8 +216,9 @@ export class ChunkTable {
       else if (old > 0) {
         const kept = readings.slice(old);
         const c = countStats(Float64Array.from(kept, (r) => r.count ?? NaN), 0, kept.length);
-        const text = kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join('');
-        trim.run(text, kept.length, kept[0]!.tsUs, c.counted, c.sum, c.min, c.max, id);
+        // The trimmed chunk keeps its form: a text chunk may still be a device's open one.
+        const rest = (isSealed(data) ? encodeSealed(kept) : undefined) ?? kept.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join('');
+        trim.run(rest, kept.length, kept[0]!.tsUs, c.counted, c.sum, c.min, c.max, id);
       }
       deleted += old;
     }

@@ -31,6 +31,8 @@ export function openWriterDatabase(config: SqliteStoreConfig): WriterDatabase {
   try {
     const db = new Database(config.file);
     db.pragma(`page_size = ${PAGE_BYTES}`); // takes effect on a new file only
+    // New files only, too: free pages (a drained journal, chunks sealed) can be given back (writer.ts).
+    db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${config.synchronous}`);
     db.pragma(`cache_size = ${-config.cacheMiB * 1024}`);

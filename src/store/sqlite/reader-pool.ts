@@ -38,14 +38,23 @@ export class ReaderPool {
     await Promise.all(this.readers.map((_, slot) => this.reader(slot).ready));
   }
 
-  async call<Op extends ReadOp>(op: Op, ...args: Parameters<SqliteReads[Op]>): Promise<ReadResult<Op>> {
+  call<Op extends ReadOp>(op: Op, ...args: Parameters<SqliteReads[Op]>): Promise<ReadResult<Op>> {
+    return this.send(op, args, false);
+  }
+
+  /** A query over everything committed, the journal's readings not yet compacted included: for when the writer cannot compact them. */
+  callWithJournal<Op extends ReadOp>(op: Op, ...args: Parameters<SqliteReads[Op]>): Promise<ReadResult<Op>> {
+    return this.send(op, args, true);
+  }
+
+  private async send<Op extends ReadOp>(op: Op, args: Parameters<SqliteReads[Op]>, journal: boolean): Promise<ReadResult<Op>> {
     if (this.closed) throw new StorageUnavailableError('the store is closed');
     const reader = this.reader(this.leastBusy());
     await reader.ready;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       reader.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      reader.worker.postMessage({ id, op, args } as ReadRequest);
+      reader.worker.postMessage({ id, op, args, journal } as ReadRequest);
     });
   }
 

@@ -3,7 +3,10 @@ import type { SqliteReads } from './reads.js';
 /** The queries a reader thread answers: SqliteReads' methods, called by name with their arguments. */
 export type ReadOp = 'getDevice' | 'listDevices' | 'deviceReadings' | 'aggregate' | 'listRecords' | 'listKeys' | 'audit' | 'backup';
 
-export type ReadRequest = { [Op in ReadOp]: { readonly id: number; readonly op: Op; readonly args: Parameters<SqliteReads[Op]> } }[ReadOp];
+/** `journal`: read everything committed, the journal's readings not yet compacted included (SqliteReads.withJournal). */
+export type ReadRequest = {
+  [Op in ReadOp]: { readonly id: number; readonly op: Op; readonly args: Parameters<SqliteReads[Op]>; readonly journal: boolean };
+}[ReadOp];
 
 export type ReadResult<Op extends ReadOp> = ReturnType<SqliteReads[Op]>;
 

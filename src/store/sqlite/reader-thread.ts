@@ -26,7 +26,8 @@ port.on('message', (request: ReadRequest | { op: 'close' }) => {
   let response: ReadResponse;
   try {
     const method = reads[request.op] as (...args: unknown[]) => unknown;
-    response = { id: request.id, ok: true, result: method.apply(reads, request.args) };
+    const read = () => method.apply(reads, request.args);
+    response = { id: request.id, ok: true, result: request.journal ? reads.withJournal(read) : read() };
   } catch (err) {
     const error = err as Error;
     response = { id: request.id, ok: false, error: { name: error.name, message: error.message } };

@@ -17,8 +17,9 @@ import type {
 } from '../types.js';
 import { auditDatabase } from './audit.js';
 import { backupDatabase } from './backup.js';
-import { decodeChunk, decodeChunkTail, type ChunkReading } from './chunk.js';
-import { Buckets, mergeChunks, readingsBetween, type ChunkRow } from './chunk-reads.js';
+import { decodeChunk, decodeChunkTail, type ChunkData, type ChunkReading } from './chunk.js';
+import { Buckets, mergeChunks, readingsBetween, withRows, type ChunkRow } from './chunk-reads.js';
+import { JournalOverlay } from './journal-overlay.js';
 import { SqliteKeyTable } from './keys.js';
 import { DEVICE_COLUMNS, orderBy, sortValue, toSummary, type DeviceRow } from './device-sql.js';
 
@@ -49,6 +50,8 @@ export class SqliteReads {
   private db: Database.Database | undefined;
   private readonly statements = new Map<string, Database.Statement>();
   private keyTable: SqliteKeyTable | undefined;
+  /** Set while a read includes the journal (`withJournal`): its pending readings, read in the read's snapshot. */
+  private overlay: JournalOverlay | undefined;
 
   constructor(private readonly file: string) {
     this.db = new Database(file);
@@ -66,6 +69,29 @@ export class SqliteReads {
     return this.db.transaction(read).deferred();
   }
 
+  /**
+   * Runs a read over everything committed, the journal's readings not yet compacted included, in
+   * one snapshot: for when the writer cannot compact them first (a full disk, a failing writer).
+   * Slower than a read of chunks alone, as it decodes the whole journal.
+   */
+  withJournal<T>(read: () => T): T {
+    try {
+      return this.snapshot(() => {
+        this.overlay = JournalOverlay.read(this.db!);
+        return read();
+      });
+    } finally {
+      this.overlay = undefined;
+    }
+  }
+
+  /** `sql` over devices, with the journal's pending readings added to the summaries when a read includes them. */
+  private devicesStatement(sql: string): { stmt: Database.Statement; params: unknown[] } {
+    if (this.overlay === undefined || this.overlay.empty) return { stmt: this.statement(sql), params: [] };
+    const cte = this.overlay.devicesCte();
+    return { stmt: this.statement(`${cte.sql} ${sql}`), params: [cte.param] };
+  }
+
   private statement(sql: string): Database.Statement {
     let stmt = this.statements.get(sql);
     if (stmt === undefined) {
@@ -79,9 +105,8 @@ export class SqliteReads {
   }
 
   getDevice(deviceId: string): DeviceSummary | undefined {
-    const row = this.statement(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND reading_count > 0`).get(deviceId) as
-      | DeviceRow
-      | undefined;
+    const { stmt, params } = this.devicesStatement(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND reading_count > 0`);
+    const row = stmt.get(...params, deviceId) as DeviceRow | undefined;
     return row === undefined ? undefined : toSummary(row);
   }
 
@@ -115,11 +140,11 @@ export class SqliteReads {
     const page = `SELECT key, ${value} AS sort_value, ${DEVICE_COLUMNS} FROM devices
        WHERE ${where.join(' AND ')} ORDER BY ${orderBy(query.sort, asc ? 'ASC' : 'DESC')} LIMIT ? OFFSET ?`;
     const run = () => {
-      const rows = this.statement(page).all(...params, query.limit, query.offset ?? 0) as Array<DeviceRow & { key: number; sort_value: number | string | null }>;
+      const paged = this.devicesStatement(page);
+      const rows = paged.stmt.all(...paged.params, ...params, query.limit, query.offset ?? 0) as Array<DeviceRow & { key: number; sort_value: number | string | null }>;
       const last = rows.length === query.limit ? rows[rows.length - 1] : undefined;
-      const total = query.withTotal
-        ? (this.statement(`SELECT count(*) FROM devices WHERE ${filter}`).pluck().get(...params.slice(0, query.prefix ? 4 : 0)) as number)
-        : undefined;
+      const counted = query.withTotal ? this.devicesStatement(`SELECT count(*) FROM devices WHERE ${filter}`) : undefined;
+      const total = counted === undefined ? undefined : (counted.stmt.pluck().get(...counted.params, ...params.slice(0, query.prefix ? 4 : 0)) as number);
       return {
         items: rows.map(toSummary),
         nextCursor: last === undefined ? null : encodeCursor(listing, [last.sort_value, last.key]),
@@ -137,10 +162,12 @@ export class SqliteReads {
       const key = this.statement('SELECT key FROM devices WHERE device_id = ?').pluck().get(deviceId) as number | undefined;
       if (key === undefined) return [];
       const bound = asc ? 'first_ts_us' : 'last_ts_us';
-      const rows = this.statement(
+      const chunks = this.statement(
         `SELECT ${bound} AS bound, data FROM chunks
          WHERE device_key = ? AND last_ts_us >= ? AND first_ts_us < ? ORDER BY ${bound} ${asc ? 'ASC' : 'DESC'}`,
       ).iterate(key, from, to) as Iterable<ChunkRow>;
+      const pending = this.overlay?.chunkOf(key, asc);
+      const rows = pending === undefined ? chunks : withRows(chunks, [pending], asc);
       return mergeChunks(rows, {
         readingsOf: (row) => readingsBetween(row.data, from, to).map((r): Reading => ({ deviceId, ...r })),
         tsOf: (r) => r.tsUs,
@@ -173,9 +200,10 @@ export class SqliteReads {
         if (fromStats && c.counted !== null && buckets.holdsWhole(c.first_ts_us, c.last_ts_us)) {
           buckets.addSummary(buckets.startOf(c.first_ts_us), c.counted, c.count_sum!, c.count_min!, c.count_max!);
         } else {
-          buckets.addReadings(decodeChunk(dataOf.get(c.id) as string));
+          buckets.addReadings(decodeChunk(dataOf.get(c.id) as ChunkData));
         }
       }
+      buckets.addReadings(this.overlay?.byKey.get(key) ?? []);
     });
     return buckets.result();
   }
@@ -206,7 +234,9 @@ export class SqliteReads {
     const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
     const before = (r: KeyedReading) => after === undefined || r.tsUs < after[0] || (r.tsUs === after[0] && r.key < after[1]);
     const items = this.snapshot(() => {
-      const rows = this.statement(`${select} ${where} ${order}`).iterate(...params) as Iterable<ChunkRow & { key: number; deviceId: string }>;
+      type Row = ChunkRow & { key: number; deviceId: string };
+      const chunks = this.statement(`${select} ${where} ${order}`).iterate(...params) as Iterable<Row>;
+      const rows = this.overlay === undefined || this.overlay.empty ? chunks : withRows(chunks, this.pendingRecordRows(prefix), false);
       return mergeChunks(rows, {
         // Only a chunk's tail can matter once a page's worth is gathered: read it from the end.
         readingsOf: (row, cutoff) =>
@@ -235,6 +265,18 @@ export class SqliteReads {
   /** A checked copy of the store at `target` (backup.ts), through a connection of its own. */
   backup(target: string, overwrite: boolean): BackupResult {
     return backupDatabase(this.file, target, { overwrite });
+  }
+
+  /** The journal's pending readings of each device (under `prefix`) as chunk rows of a newest-first walk. */
+  private pendingRecordRows(prefix: string | undefined): Array<ChunkRow & { key: number; deviceId: string }> {
+    const idOf = this.statement('SELECT device_id FROM devices WHERE key = ?').pluck();
+    const out: Array<ChunkRow & { key: number; deviceId: string }> = [];
+    for (const key of this.overlay!.byKey.keys()) {
+      const deviceId = idOf.get(key) as string;
+      if (prefix !== undefined && !deviceId.startsWith(prefix)) continue;
+      out.push({ ...this.overlay!.chunkOf(key, false)!, key, deviceId });
+    }
+    return out;
   }
 
   close(): void {

@@ -1,9 +1,10 @@
 import type Database from 'better-sqlite3';
+import { sealOldChunks } from './seal-chunks.js';
 
 /**
  * The schema, versioned by PRAGMA user_version. Layout: `journal` holds committed readings not yet
  * compacted, one row per commit; `chunks` holds the rest, one row per device per run of readings
- * (chunk.ts has their text form); `devices` holds each device's summary, updated in the same
+ * (chunk.ts reads their forms); `devices` holds each device's summary, updated in the same
  * transaction that moves its readings into chunks, so latest/cumulative queries are single lookups.
  *
  * Versions 1-4 were pre-release layouts that no released Tally wrote; the first released layout is
@@ -52,8 +53,11 @@ const BASELINE = `
   );
 `;
 
-/** Migrations after the baseline, in order: LATER[0] takes version 5 to 6, and so on. */
-const LATER: readonly string[] = [
+/**
+ * Migrations after the baseline, in order: LATER[0] takes version 5 to 6, and so on. SQL, or a
+ * function for what SQL cannot do; each runs in the transaction that sets its version.
+ */
+const LATER: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   // 6: each chunk keeps the count, sum, min and max of its readings' counts, so an aggregate of
   // `count` over whole chunks reads four numbers instead of decoding every reading. Chunks written
   // before keep NULL (unknown) and are decoded as before.
@@ -89,6 +93,9 @@ const LATER: readonly string[] = [
   UPDATE devices SET pruned_count = 0, pruned_sum = 0
     WHERE reading_count = (SELECT coalesce(sum(n), 0) FROM chunks WHERE device_key = devices.key);
   `,
+  // 9: chunks are sealed (chunk-sealed.ts: columns, compressed): every text chunk but each
+  // device's newest, which keeps taking appends as text, is re-encoded now. Readers read both forms.
+  sealOldChunks,
 ];
 
 export const SCHEMA_VERSION = BASELINE_VERSION + LATER.length;
@@ -110,7 +117,9 @@ export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   }
   for (let version = Math.max(current, BASELINE_VERSION); version < target; version++) {
     db.transaction(() => {
-      db.exec(LATER[version - BASELINE_VERSION]!);
+      const migration = LATER[version - BASELINE_VERSION]!;
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
   }

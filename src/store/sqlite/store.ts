@@ -23,6 +23,8 @@ import { toColumns, transferList } from './columns.js';
 import { DEFAULT_READERS, type SqliteStoreConfig } from './config.js';
 import type { WriterSettings } from './protocol.js';
 import { ReaderPool } from './reader-pool.js';
+import type { ReadOp, ReadResult } from './reader-protocol.js';
+import type { SqliteReads } from './reads.js';
 import { WriterClient } from './writer-client.js';
 
 /**
@@ -81,28 +83,38 @@ export class SqliteStore implements TelemetryStore {
   }
 
   async getDevice(deviceId: string): Promise<DeviceSummary | undefined> {
-    await this.writer.visible();
-    return this.reads.call('getDevice', deviceId);
+    return this.read('getDevice', deviceId);
   }
 
   async listDevices(query: DeviceListQuery): Promise<DevicePage> {
-    await this.writer.visible();
-    return this.reads.call('listDevices', query);
+    return this.read('listDevices', query);
   }
 
   async deviceReadings(deviceId: string, query: DeviceReadingsQuery): Promise<ReadingPage> {
-    await this.writer.visible();
-    return this.reads.call('deviceReadings', deviceId, query);
+    return this.read('deviceReadings', deviceId, query);
   }
 
   async aggregate(deviceId: string, query: AggregateQuery): Promise<AggregateBucket[]> {
-    await this.writer.visible();
-    return this.reads.call('aggregate', deviceId, query);
+    return this.read('aggregate', deviceId, query);
   }
 
   async listRecords(query: RecordsQuery): Promise<ReadingPage> {
-    await this.writer.visible();
-    return this.reads.call('listRecords', query.limit, query.cursor, query.prefix);
+    return this.read('listRecords', query.limit, query.cursor, query.prefix);
+  }
+
+  /**
+   * A query that sees every acknowledged reading (read-your-writes). Readers see readings once the
+   * writer has compacted them, and ask it to first; when it cannot (a full disk, a failing writer),
+   * the query reads the journal's readings too, so reads answer while writes cannot.
+   */
+  private async read<Op extends ReadOp>(op: Op, ...args: Parameters<SqliteReads[Op]>): Promise<ReadResult<Op>> {
+    try {
+      await this.writer.visible();
+    } catch (err) {
+      if (!(err instanceof StorageUnavailableError) || this.closing !== undefined) throw err;
+      return this.reads.callWithJournal(op, ...args);
+    }
+    return this.reads.call(op, ...args);
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {

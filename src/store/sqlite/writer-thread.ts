@@ -63,17 +63,40 @@ function scheduleCompaction(): void {
 }
 
 // One step at a time, like any round: an append arriving meanwhile waits for one slice at most.
+// Back every IDLE_MS while anything is pending, or a step failed.
 const idle = setTimeout(() => {
   if (closed || (writer.backlog === 0 && !writer.compacting)) return;
   if (compactQuietly()) scheduleCompaction();
-  else idle.refresh();
+  idle.refresh();
 }, IDLE_MS);
 idle.unref();
+
+/**
+ * Quiet time after the last append before the file is settled (free pages given back, the WAL
+ * checkpointed away): long enough that a pause between bursts does not give back what the next
+ * burst would take again.
+ */
+const SETTLE_MS = 10_000;
+const settle = setTimeout(() => {
+  if (closed) return;
+  if (writer.backlog > 0 || writer.compacting) {
+    settle.refresh();
+    return;
+  }
+  try {
+    writer.settle();
+  } catch {
+    settle.refresh(); // a full disk: tried again later
+  }
+}, SETTLE_MS);
+settle.unref();
+
 
 port.on('message', (request: Envelope | CloseRequest) => {
   if (request.op === 'close') {
     closed = true;
     clearTimeout(idle);
+    clearTimeout(settle);
     writer.close();
     port.close();
     return;
@@ -89,7 +112,8 @@ port.on('message', (request: Envelope | CloseRequest) => {
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
         if (writer.backlog >= 3 * writer.compactRows) compactQuietly();
         else if (writer.compacting || writer.backlog >= writer.compactRows) scheduleCompaction();
-        if (writer.backlog > 0) idle.refresh();
+        idle.refresh();
+        settle.refresh();
         return;
       }
       case 'compact':

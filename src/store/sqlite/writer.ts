@@ -12,6 +12,9 @@ import { PendingReadings } from './pending.js';
 import type { WriterSettings } from './protocol.js';
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+/** Free pages kept for the next writes (16 KiB each), and the most given back in one transaction. */
+const FREE_PAGES_KEPT = 64;
+const RELEASE_PAGES = 1024;
 
 /** What an append reports: a flag per reading, and the journal position that holds them. */
 export interface AppendResult {
@@ -38,6 +41,8 @@ export class SqliteWriter {
   private readonly appender: Appender;
   private readonly compactor: Compactor;
   private lastSeq = 0;
+  /** Whether the file can give free pages back (auto_vacuum=INCREMENTAL: files created since it was set). */
+  private readonly incrementalVacuum: boolean;
   /** The API keys, changed on this connection like everything else the server writes. */
   readonly keys: SqliteKeyTable;
 
@@ -49,6 +54,7 @@ export class SqliteWriter {
     this.appender = new Appender(this.db, this.pending, this.chunks, this.devices, journal, config.directRunReadings ?? DIRECT_RUN_READINGS);
     this.compactor = new Compactor(this.db, this.pending, this.chunks, this.devices, journal);
     this.keys = new SqliteKeyTable(this.db);
+    this.incrementalVacuum = this.db.pragma('auto_vacuum', { simple: true }) === 2;
     this.replay(journal);
   }
 
@@ -88,6 +94,41 @@ export class SqliteWriter {
   /** Compacts everything pending. */
   compactAll(): void {
     this.compactor.all();
+  }
+
+  /**
+   * Gives free pages beyond a slack back to the file system, at most `RELEASE_PAGES` a call: the
+   * journal's pages once compacted, and those of text chunks since sealed, which the file would
+   * otherwise keep at its peak size. A no-op on files created before auto_vacuum was set.
+   * Returns whether it gave any back.
+   */
+  releaseFreePages(): boolean {
+    if (!this.incrementalVacuum) return false;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free <= FREE_PAGES_KEPT) return false;
+    this.db.pragma(`incremental_vacuum(${Math.min(free - FREE_PAGES_KEPT, RELEASE_PAGES)})`);
+    return (this.db.pragma('freelist_count', { simple: true }) as number) < free;
+  }
+
+  /** Gives back every free page beyond the slack, RELEASE_PAGES per transaction. */
+  private releaseAllFreePages(): void {
+    while (this.releaseFreePages());
+  }
+
+  /**
+   * Once everything is compacted and appends have paused: gives the free pages back and
+   * checkpoints the write-ahead log into the file, truncating it (as far as readers let it), so an
+   * idle store's files hold its data and little else.
+   */
+  settle(): void {
+    this.releaseAllFreePages();
+    // Not waiting for readers (a long read holds its snapshot): what they still need stays in the WAL.
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   /** After a crash: the journal holds committed readings that were never compacted. */
@@ -153,7 +194,10 @@ export class SqliteWriter {
    */
   close({ compact = true } = {}): void {
     try {
-      if (compact) this.compactAll();
+      if (compact) {
+        this.compactAll();
+        this.releaseAllFreePages();
+      }
     } finally {
       this.db.close();
       this.lock.close();
