@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postReadings, type Harness } from '../http/client.js';
 import { startTally } from '../helpers.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
-import { cli } from './cli.js';
+import { runCli as cli } from '../cli.js';
 
 /** Three devices, one of them written out of order, and a duplicate: 8 readings stored. */
 async function write(t: Harness): Promise<void> {
@@ -45,9 +45,9 @@ describe('tally audit on SQLite, while Tally serves the file', () => {
     const run = await cli(['audit'], env);
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^tally audit: 3 devices, 8 readings checked in \d+\.\d\d s; quick_check: ok; no mismatches\n$/);
-    expect(run.status).toBe(0);
+    expect(run.code).toBe(0);
     const full = await cli(['audit', '--full', '--json'], env);
-    expect(full.status).toBe(0);
+    expect(full.code).toBe(0);
     expect(JSON.parse(full.stdout)).toMatchObject({ devices: 3, readings: 8, mismatchCount: 0, mismatches: [], storeCheck: 'integrity_check: ok' });
   });
 
@@ -58,7 +58,7 @@ describe('tally audit on SQLite, while Tally serves the file', () => {
     db.prepare(`UPDATE chunks SET data = substr(data, 1, 12) WHERE device_key = (SELECT key FROM devices WHERE device_id = 'd3')`).run();
     db.close();
     const run = await cli(['audit'], env);
-    expect(run.status).toBe(1);
+    expect(run.code).toBe(1);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines.filter((l) => l.startsWith('mismatch device "d2"'))).toEqual([
       'mismatch device "d2": reading_count is 4, its stored readings number 3',
@@ -74,7 +74,7 @@ describe('tally audit on SQLite, while Tally serves the file', () => {
   test('a file that is not there: a one-line error, exit 1, nothing created', async () => {
     const missing = join(t.dir, 'none.db');
     const run = await cli(['audit'], { TALLY_STORE: `sqlite:${missing}` });
-    expect(run.status).toBe(1);
+    expect(run.code).toBe(1);
     expect(run.stderr).toBe(`tally audit: ${missing} does not exist: no store to audit\n`);
     expect(existsSync(missing)).toBe(false);
   });
@@ -100,18 +100,18 @@ describePg('tally audit on PostgreSQL, while Tally serves the database', () => {
     const run = await cli(['audit'], env);
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^tally audit: 3 devices, 8 readings checked in .* s; amcheck not installed: index structure not checked .*; no mismatches\n$/);
-    expect(run.status).toBe(0);
+    expect(run.code).toBe(0);
     await db.query('CREATE EXTENSION amcheck');
     const full = await cli(['audit', '--full'], env);
     expect(full.stdout).toMatch(/amcheck bt_index_check with heapallindexed on \d+ indexes: ok; no mismatches\n$/);
-    expect(full.status).toBe(0);
+    expect(full.code).toBe(0);
   });
 
   test('a summary row corrupted and one deleted: each reported with its device, exit 1', async () => {
     await db.query(`UPDATE devices SET cumulative_count = cumulative_count + 5, first_ts_us = first_ts_us + 1 WHERE device_id = 'd1'`);
     await db.query(`DELETE FROM devices WHERE device_id = 'd3'`);
     const run = await cli(['audit'], env);
-    expect(run.status).toBe(1);
+    expect(run.code).toBe(1);
     expect(run.stdout).toContain(`mismatch device "d1": cumulative_count is 11, its stored readings' counts add up to 6\n`);
     expect(run.stdout).toContain(`mismatch device "d1": first_ts is 2025-01-01T00:00:00.000001Z, its earliest stored reading is at 2025-01-01T00:00:00Z\n`);
     expect(run.stdout).toContain(`mismatch device "d3": 2 readings are stored for it, and it has no summary\n`);
@@ -121,10 +121,10 @@ describePg('tally audit on PostgreSQL, while Tally serves the database', () => {
 
   test('tally backup and restore on PostgreSQL say to use pg_dump / pg_restore, exit 2', async () => {
     const backup = await cli(['backup', '/tmp/never-written.db'], env);
-    expect(backup.status).toBe(2);
+    expect(backup.code).toBe(2);
     expect(backup.stderr).toContain('pg_dump --format=custom --file=tally.dump');
     const restore = await cli(['restore', '/tmp/never-written.db'], env);
-    expect(restore.status).toBe(2);
+    expect(restore.code).toBe(2);
     expect(restore.stderr).toContain('pg_restore');
   });
 });

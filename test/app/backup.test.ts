@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postReadings, type Harness } from '../http/client.js';
 import { startTally, tempDir } from '../helpers.js';
-import { cli } from './cli.js';
+import { runCli as cli } from '../cli.js';
 
 const DEVICES = 20;
 const WRITERS = 4;
@@ -77,7 +77,7 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
     await writes.stop();
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^tally backup: .*tally-backup\.db written and checked \(quick_check ok\), \d+ bytes in .* s\n$/);
-    expect(run.status).toBe(0);
+    expect(run.code).toBe(0);
     // Writes were acknowledged while the backup ran: it did not stop ingest.
     expect(writes.acked.filter((a) => a.at > began && a.at < ended).length).toBeGreaterThan(0);
 
@@ -85,7 +85,7 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
     try {
       const restore = await cli(['restore', file], { TALLY_DATA_DIR: fresh.dir });
       expect(restore.stderr).toBe('');
-      expect(restore.status).toBe(0);
+      expect(restore.code).toBe(0);
       const restored = await startTally({ TALLY_STORE: '', TALLY_DATA_DIR: fresh.dir });
       try {
         const keys = await storedKeys(restored);
@@ -112,20 +112,20 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
     const file = join(backups.dir, 'existing.db');
     writeFileSync(file, 'keep me');
     const refused = await cli(['backup', file], env);
-    expect(refused.status).toBe(1);
+    expect(refused.code).toBe(1);
     expect(refused.stderr).toBe(`tally backup: ${file} exists; pass --force to replace it\n`);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
     const forced = await cli(['backup', file, '--force'], env);
-    expect(forced.status).toBe(0);
+    expect(forced.code).toBe(0);
     expect(statSync(file).size).toBeGreaterThan(4096);
   });
 
   test('restore refuses a store a Tally is running on, an existing store without --force, and a file that is not a good backup', async () => {
     const good = join(backups.dir, 'good.db');
-    expect((await cli(['backup', good], { TALLY_STORE: `sqlite:${join(source.dir, 'tally.db')}` })).status).toBe(0);
+    expect((await cli(['backup', good], { TALLY_STORE: `sqlite:${join(source.dir, 'tally.db')}` })).code).toBe(0);
 
     const running = await cli(['restore', good, '--force'], { TALLY_DATA_DIR: source.dir });
-    expect(running.status).toBe(1);
+    expect(running.code).toBe(1);
     expect(running.stderr).toMatch(/is in use by a running Tally: stop it before restoring\n$/);
 
     const target = tempDir('tally-target-');
@@ -134,13 +134,13 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
       const notTally = join(backups.dir, 'not-tally.db');
       writeFileSync(notTally, 'not a database at all, just text that is long enough to look like a file'.repeat(100));
       const bad = await cli(['restore', notTally], env);
-      expect(bad.status).toBe(1);
+      expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/^tally restore: .*not-tally\.db is not a readable SQLite database: file is not a database\n$/);
       const truncated = join(backups.dir, 'truncated.db');
       copyFileSync(good, truncated);
       writeFileSync(truncated, readFileSync(good).subarray(0, statSync(good).size / 2));
       const cut = await cli(['restore', truncated], env);
-      expect(cut.status).toBe(1);
+      expect(cut.code).toBe(1);
       expect(existsSync(join(target.dir, 'tally.db'))).toBe(false);
 
       // A stopped Tally's store with readings the backup does not have: kept without --force, replaced with it.
@@ -148,12 +148,12 @@ describe('tally backup while writes flow, then tally restore into a fresh data d
       await postReadings(old, [{ device_id: 'only-in-old', ts: '2030-01-01T00:00:00Z', count: 1 }]);
       await old.stop();
       const exists = await cli(['restore', good], env);
-      expect(exists.status).toBe(1);
+      expect(exists.code).toBe(1);
       expect(exists.stderr).toMatch(/tally\.db exists; pass --force to replace the database with the backup\n$/);
       // A WAL left beside the old store (a crash) would be replayed into the restored file: it must go.
       writeFileSync(join(target.dir, 'tally.db-wal'), 'stale');
       const forced = await cli(['restore', good, '--force'], env);
-      expect(forced.status).toBe(0);
+      expect(forced.code).toBe(0);
       expect(existsSync(join(target.dir, 'tally.db-wal'))).toBe(false);
       const back = await startTally({ TALLY_STORE: '', TALLY_DATA_DIR: target.dir });
       try {

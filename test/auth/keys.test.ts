@@ -1,33 +1,17 @@
-import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/app/config.js';
 import { createTally } from '../../src/app/tally.js';
 import { issueKey } from '../../src/domain/api-key.js';
 import { openKeyStore } from '../../src/store/index.js';
+import { runCli } from '../cli.js';
 import { startTally, tempDir } from '../helpers.js';
 import { get, postReadings, type Harness } from '../http/client.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
 import { bearer, createKey } from './keys.js';
 
-const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, '..', '..');
-
 /** `tally keys ...` as a user runs it: a process of its own, on the store its environment names. */
-async function tallyKeys(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'keys', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const tallyKeys = (args: string[], env: Record<string, string>) => runCli(['keys', ...args], env);
 
 /** Polls until `check` holds, or fails after `withinMs`; resolves how long it took. */
 async function within(withinMs: number, check: () => Promise<boolean>): Promise<number> {

@@ -6,7 +6,9 @@ import { createKey } from '../auth/keys.js';
 import { startTally, tempDir } from '../helpers.js';
 import { get, postReadings } from '../http/client.js';
 import { createDatabase, describePg, type TestDatabase } from '../pg/database.js';
-import { runImport } from './run-import.js';
+import { runCli } from '../cli.js';
+
+const runImport = (args: readonly string[], env: Record<string, string>, stdin?: Buffer | string) => runCli(['import', ...args], env, stdin);
 
 /**
  * `tally import` as a user runs it (a process of its own) into a real store, read back over /v1 by

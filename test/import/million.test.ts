@@ -9,7 +9,9 @@ import type { Reading } from '../../src/domain/reading.js';
 import { formatUtc } from '../../src/domain/timestamp.js';
 import { openStore, storeConfig } from '../../src/store/index.js';
 import { startTally, tempDir } from '../helpers.js';
-import { runImport } from './run-import.js';
+import { runCli } from '../cli.js';
+
+const runImport = (args: readonly string[], env: Record<string, string>, stdin?: Buffer | string) => runCli(['import', ...args], env, stdin);
 
 /**
  * The issue's round trip: a device with a million readings exported by a Tally server (a process of
