@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
 import { parseRate, type Rate } from '../domain/rate-limit.js';
+import { wholeNumber } from '../domain/setting-values.js';
 import type { AuthMode } from '../http/access.js';
 import { HTTP_SERVER_SETTINGS, httpServerConfig, type HttpServerConfig } from '../http/server-config.js';
 import type { LineProtocolMapping } from '../ingest/line-protocol-mapping.js';
@@ -85,13 +86,6 @@ export const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 
-function integer(name: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
-
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
 
 function size(name: string, raw: string): number {
@@ -144,12 +138,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   const location = storeRaw === SETTINGS.store.fallback ? `sqlite:${join(read('dataDir')[1], 'tally.db')}` : storeRaw;
   let config: Config = {
     host: read('host')[1],
-    port: integer(...read('port'), 0, 65535),
+    port: wholeNumber(...read('port'), 0, 65535),
     store: storeConfig(location, { sqlite: { synchronous: oneOf(...read('synchronous'), ['FULL', 'NORMAL'] as const) } }, storeName),
     bodyLimit: size(...read('bodyLimit')),
-    maxReadings: integer(...read('maxReadings'), 1, 1_000_000),
-    queueLimit: integer(...read('queueLimit'), 1, 100_000_000),
-    maxBatchReadings: integer(...read('maxBatchReadings'), 1, 1_000_000),
+    maxReadings: wholeNumber(...read('maxReadings'), 1, 1_000_000),
+    queueLimit: wholeNumber(...read('queueLimit'), 1, 100_000_000),
+    maxBatchReadings: wholeNumber(...read('maxBatchReadings'), 1, 1_000_000),
     lineProtocol: { deviceTag: nonEmpty(...read('lpDeviceTag')), countField: nonEmpty(...read('lpCountField')) },
     logLevel: oneOf(...read('logLevel'), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     requestLog: oneOf(...read('requestLog'), ['on', 'off'] as const) === 'on',
@@ -204,7 +198,7 @@ function maintenanceConfig(read: (key: SettingName) => [string, string], store: 
   const [auditName, auditRaw] = read('auditEvery');
   if (auditRaw !== '') out.audit = every(auditName, auditRaw);
   const [backupName, backupRaw] = read('backupEvery');
-  const keep = integer(...read('backupKeep'), 1, 10_000);
+  const keep = wholeNumber(...read('backupKeep'), 1, 10_000);
   if (backupRaw !== '') {
     if (store.backend !== 'sqlite') {
       throw new ConfigError(`${backupName} backs up SQLite stores; for PostgreSQL use pg_dump or a streaming replica (README: Backups and restore)`);

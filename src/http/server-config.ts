@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
 import { createSecureContext } from 'node:tls';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import { pemFile, wholeNumber } from '../domain/setting-values.js';
 import { parseRate, type Rate } from '../domain/rate-limit.js';
 
 /**
@@ -67,19 +67,6 @@ function headerBytes(name: string, raw: string): number {
   return bytes;
 }
 
-function whole(name: string, raw: string, min: number, max: number): number {
-  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!(value >= min && value <= max)) throw new ConfigError(`${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
-function pem(name: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new ConfigError(`${name}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
-  }
-}
 
 /** The pair, if TLS can use it: both PEM, and the key the certificate's. */
 function usableKeyPair(certName: string, cert: Buffer, keyName: string, key: Buffer): { cert: Buffer; key: Buffer } {
@@ -108,7 +95,7 @@ export function httpServerConfig(read: ReadHttpSetting): HttpServerConfig {
     requestTimeoutMs,
     keepAliveTimeoutMs: millis(...read('keepAliveTimeout')),
     maxHeaderBytes: headerBytes(...read('maxHeaderSize')),
-    maxConnections: whole(...read('maxConnections'), 1, 1_000_000),
+    maxConnections: wholeNumber(...read('maxConnections'), 1, 1_000_000),
     ...(rateAddress === undefined ? {} : { rateAddress }),
   };
   const [certName, certFile] = read('tlsCert');
@@ -116,7 +103,7 @@ export function httpServerConfig(read: ReadHttpSetting): HttpServerConfig {
   if ((certFile === '') !== (keyFile === '')) {
     throw new ConfigError(`${certName} and ${keyName} go together: set both (PEM files) to serve HTTPS, or neither`);
   }
-  if (certFile !== '') config = { ...config, tls: usableKeyPair(certName, pem(certName, certFile), keyName, pem(keyName, keyFile)) };
+  if (certFile !== '') config = { ...config, tls: usableKeyPair(certName, pemFile(certName, certFile), keyName, pemFile(keyName, keyFile)) };
   return Object.freeze(config);
 }
 

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
+import { pemFile, wholeNumber } from '../domain/setting-values.js';
 import type { EpochUnit } from '../domain/timestamp.js';
 
 /** The MQTT subscriber's settings, validated at start. Absent from Config when TALLY_MQTT_URL is unset. */
@@ -57,19 +57,6 @@ function topicPart(name: string, value: string, allowSlash: boolean): string {
   return value;
 }
 
-function whole(name: string, raw: string, min: number, max: number): number {
-  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!(value >= min && value <= max)) throw new ConfigError(`${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
-function pem(name: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new ConfigError(`${name}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
-  }
-}
 
 /** Reads and checks the MQTT settings; undefined when TALLY_MQTT_URL is unset (no MQTT). */
 export function mqttConfig(read: ReadSetting): MqttConfig | undefined {
@@ -88,17 +75,17 @@ export function mqttConfig(read: ReadSetting): MqttConfig | undefined {
   let config: MqttConfig = {
     url,
     prefix: topicPart(...read('mqttPrefix'), true),
-    connections: whole(...read('mqttConnections'), 1, 64),
+    connections: wholeNumber(...read('mqttConnections'), 1, 64),
     group: topicPart(...read('mqttGroup'), false),
     clientId: clientIdBase(...read('mqttClientId')),
-    inflight: whole(...read('mqttInflight'), 1, 65535),
+    inflight: wholeNumber(...read('mqttInflight'), 1, 65535),
     sessionExpirySeconds: sessionExpiry(...read('mqttSessionExpiry')),
   };
 
   const files = (['mqttCa', 'mqttCert', 'mqttKey'] as const).map((key) => read(key));
   if (files.some(([, file]) => file !== '')) {
     if (scheme !== 'mqtts:') throw new ConfigError(`${files.find(([, f]) => f !== '')![0]} needs an mqtts:// ${urlName}`);
-    const [ca, cert, key] = files.map(([name, file]) => (file === '' ? undefined : pem(name, file)));
+    const [ca, cert, key] = files.map(([name, file]) => (file === '' ? undefined : pemFile(name, file)));
     if ((cert === undefined) !== (key === undefined)) throw new ConfigError(`${files[1]![0]} and ${files[2]![0]} go together: set both or neither`);
     config = { ...config, tls: { ca, cert, key } };
   }

@@ -90,7 +90,7 @@ describe('loadConfig', () => {
     });
     expect(() => loadConfig({ TALLY_AUDIT_EVERY: 'daily' })).toThrow(/TALLY_AUDIT_EVERY must be a duration such as 30s/);
     expect(() => loadConfig({ TALLY_AUDIT_EVERY: '30d' })).toThrow(/TALLY_AUDIT_EVERY must be at most 24d, got 30d/);
-    expect(() => loadConfig({ TALLY_BACKUP_EVERY: '6h', TALLY_BACKUP_KEEP: '0' })).toThrow(/TALLY_BACKUP_KEEP must be between 1 and 10000, got 0/);
+    expect(() => loadConfig({ TALLY_BACKUP_EVERY: '6h', TALLY_BACKUP_KEEP: '0' })).toThrow(/TALLY_BACKUP_KEEP must be a whole number between 1 and 10000, got "0"/);
     expect(() => loadConfig({ TALLY_BACKUP_EVERY: '6h', TALLY_BACKUP_DIR: ' ' })).toThrow(/TALLY_BACKUP_DIR must not be empty/);
     expect(() => loadConfig({ TALLY_STORE: 'postgres://u@h/db', TALLY_BACKUP_EVERY: '6h' })).toThrow(/TALLY_BACKUP_EVERY backs up SQLite stores; for PostgreSQL use pg_dump/);
     expect(loadConfig({}, ['--audit-every', '1h']).audit?.everyMs).toBe(3_600_000);

@@ -1,33 +1,8 @@
-import type { ApiKeyRecord, Scope } from '../../domain/api-key.js';
 import type { KeyWrite } from '../types.js';
 
 /** The api_keys table's statements: each change is one statement, so one round trip. */
 
 export const LIST_KEYS = 'SELECT * FROM api_keys ORDER BY created_us, id';
-
-export interface KeyRow {
-  id: string;
-  name: string;
-  scopes: string;
-  device_prefix: string | null;
-  hash: string;
-  created_us: number;
-  last_used_us: number | null;
-  revoked_us: number | null;
-}
-
-export function toKeyRecord(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: row.scopes.split(',') as Scope[],
-    devicePrefix: row.device_prefix,
-    hash: row.hash,
-    createdUs: row.created_us,
-    lastUsedUs: row.last_used_us,
-    revokedUs: row.revoked_us,
-  };
-}
 
 /** The statement and values of one change; its row count says whether it changed anything. */
 export function keyWriteQuery(change: KeyWrite): { text: string; values: unknown[] } {

@@ -18,7 +18,8 @@ import type {
   RecordsQuery,
   TelemetryStore,
 } from '../types.js';
-import { keyWriteQuery, LIST_KEYS, toKeyRecord, type KeyRow } from './keys.js';
+import { toKeyRecord, type KeyRow } from '../key-row.js';
+import { keyWriteQuery, LIST_KEYS } from './keys.js';
 import { auditPostgres } from './audit.js';
 import { withClient } from './client.js';
 import type { PostgresStoreConfig } from './config.js';

@@ -1,30 +1,7 @@
 import type Database from 'better-sqlite3';
-import type { ApiKeyRecord, Scope } from '../../domain/api-key.js';
+import type { ApiKeyRecord } from '../../domain/api-key.js';
+import { toKeyRecord, type KeyRow } from '../key-row.js';
 import type { KeyWrite } from '../types.js';
-
-interface KeyRow {
-  id: string;
-  name: string;
-  scopes: string;
-  device_prefix: string | null;
-  hash: string;
-  created_us: number;
-  last_used_us: number | null;
-  revoked_us: number | null;
-}
-
-function toRecord(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: row.scopes.split(',') as Scope[],
-    devicePrefix: row.device_prefix,
-    hash: row.hash,
-    createdUs: row.created_us,
-    lastUsedUs: row.last_used_us,
-    revokedUs: row.revoked_us,
-  };
-}
 
 /**
  * The api_keys table on one connection: the writer thread's for changes, a reader's for listings,
@@ -48,7 +25,7 @@ export class SqliteKeyTable {
   }
 
   list(): ApiKeyRecord[] {
-    return (this.all.all() as KeyRow[]).map(toRecord);
+    return (this.all.all() as KeyRow[]).map(toKeyRecord);
   }
 
   /** Applies one change; resolves whether it changed anything (a taken name or an unknown key does not). */
