@@ -25,6 +25,33 @@ export interface StoredSummary {
   readonly prunedSum: number | null;
 }
 
+/** A summary row as both SQL backends keep it (same column names), with the pruned columns. */
+export interface AuditedRow {
+  device_id: string;
+  first_ts_us: number | null;
+  latest_ts_us: number | null;
+  latest_ts_text: string | null;
+  latest_payload: string | null;
+  reading_count: number;
+  cumulative_count: number;
+  pruned_count: number | null;
+  pruned_sum: number | null;
+}
+
+export function storedSummary(row: AuditedRow): StoredSummary {
+  return {
+    deviceId: row.device_id,
+    readingCount: row.reading_count,
+    cumulativeCount: row.cumulative_count,
+    firstTsUs: row.first_ts_us,
+    latestTsUs: row.latest_ts_us,
+    latestTsText: row.latest_ts_text,
+    latestPayload: row.latest_payload,
+    prunedCount: row.pruned_count,
+    prunedSum: row.pruned_sum,
+  };
+}
+
 /** What a device's stored readings add up to. */
 export interface Recomputed {
   readonly n: number;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { AuditTally } from '../audit.js';
+import { AuditTally, storedSummary, type AuditedRow } from '../audit.js';
 import type { AuditOptions, AuditReport } from '../types.js';
 import { withClient } from './client.js';
 
@@ -15,17 +15,8 @@ import { withClient } from './client.js';
 
 const DEVICES_PER_SNAPSHOT = 256;
 
-interface AuditRow {
+interface AuditRow extends AuditedRow {
   key: number;
-  device_id: string;
-  first_ts_us: number;
-  latest_ts_us: number;
-  latest_ts_text: string | null;
-  latest_payload: string | null;
-  reading_count: number;
-  cumulative_count: number;
-  pruned_count: number | null;
-  pruned_sum: number | null;
   n: number;
   total: number;
   r_first: number | null;
@@ -72,17 +63,7 @@ async function checkPage(pool: pg.Pool, after: number, tally: AuditTally): Promi
   });
   for (const row of rows) {
     tally.device(
-      {
-        deviceId: row.device_id,
-        readingCount: row.reading_count,
-        cumulativeCount: row.cumulative_count,
-        firstTsUs: row.first_ts_us,
-        latestTsUs: row.latest_ts_us,
-        latestTsText: row.latest_ts_text,
-        latestPayload: row.latest_payload,
-        prunedCount: row.pruned_count,
-        prunedSum: row.pruned_sum,
-      },
+      storedSummary(row),
       {
         n: row.n,
         sum: row.total,

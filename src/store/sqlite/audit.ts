@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { LIMITS } from '../../domain/reading.js';
-import { AuditTally, RecomputedSummary } from '../audit.js';
+import { AuditTally, RecomputedSummary, storedSummary, type AuditedRow } from '../audit.js';
 import type { AuditOptions, AuditReport } from '../types.js';
 import { decodeChunk, type ChunkData, type ChunkReading } from './chunk.js';
 import { countStats } from './count-stats.js';
@@ -24,17 +24,8 @@ const DEVICES_PER_SNAPSHOT = 256;
 /** Lines of SQLite's own check kept at most. */
 const STORE_CHECK_LINES = 100;
 
-interface SummaryRow {
+interface SummaryRow extends AuditedRow {
   key: number;
-  device_id: string;
-  first_ts_us: number | null;
-  latest_ts_us: number | null;
-  latest_ts_text: string | null;
-  latest_payload: string | null;
-  reading_count: number;
-  cumulative_count: number;
-  pruned_count: number | null;
-  pruned_sum: number | null;
 }
 
 interface ChunkRow {
@@ -136,17 +127,7 @@ export function auditDatabase(db: Database.Database, options: AuditOptions): Aud
           for (const problem of checkChunk(chunk, recomputed)) tally.mismatch(row.device_id, problem);
         }
         tally.device(
-          {
-            deviceId: row.device_id,
-            readingCount: row.reading_count,
-            cumulativeCount: row.cumulative_count,
-            firstTsUs: row.first_ts_us,
-            latestTsUs: row.latest_ts_us,
-            latestTsText: row.latest_ts_text,
-            latestPayload: row.latest_payload,
-            prunedCount: row.pruned_count,
-            prunedSum: row.pruned_sum,
-          },
+          storedSummary(row),
           recomputed,
         );
       }
