@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
 import type { EpochUnit } from '../domain/timestamp.js';
 import type { ReadingShape } from '../ingest/shape.js';
+import { ndjsonShape } from './ndjson.js';
 import { MAX_LINE_CHARS, type ImportRecord, type RecordSource } from './records.js';
 
 /**
@@ -17,15 +18,9 @@ import { MAX_LINE_CHARS, type ImportRecord, type RecordSource } from './records.
 
 export class CsvHeaderError extends Error {}
 
+/** A row read as the /v1 reading it was exported from (the NDJSON shape), named as a row in errors. */
 export function csvShape(precision: EpochUnit | undefined): ReadingShape {
-  return {
-    deviceId: { property: 'device_id' },
-    ts: 'ts',
-    epoch: precision === undefined ? { refuse: 'ts is a number: pass --precision s, ms or us to say its unit' } : { unit: precision },
-    count: { property: 'count', rule: 'optional' },
-    payload: { property: 'payload', required: false },
-    itemForm: 'a CSV row',
-  };
+  return { ...ndjsonShape(precision), itemForm: 'a CSV row' };
 }
 
 interface Columns {
