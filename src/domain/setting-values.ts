@@ -20,3 +20,6 @@ export function pemFile(name: string, file: string): Buffer {
     throw new ConfigError(`${name}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
   }
 }
+
+/** The app's reader of one setting: [the variable or flag it came from, its value or default]. */
+export type SettingReader<Name extends string> = (key: Name) => readonly [string, string];

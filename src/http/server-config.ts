@@ -2,7 +2,7 @@ import type { ServerOptions } from 'node:http';
 import { createSecureContext } from 'node:tls';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
-import { pemFile, wholeNumber } from '../domain/setting-values.js';
+import { pemFile, wholeNumber, type SettingReader } from '../domain/setting-values.js';
 import { parseRate, type Rate } from '../domain/rate-limit.js';
 
 /**
@@ -39,8 +39,7 @@ export const HTTP_SERVER_SETTINGS = {
 } as const;
 
 export type HttpServerSettingName = keyof typeof HTTP_SERVER_SETTINGS;
-/** The app's reader of one setting: [the variable or flag it came from, its value or default]. */
-export type ReadHttpSetting = (key: HttpServerSettingName) => readonly [string, string];
+export type ReadHttpSetting = SettingReader<HttpServerSettingName>;
 
 /** Node's timeouts are checked on this period (its default, 30 s, would let a trickler stay 30 s longer). */
 const CONNECTION_CHECK_MS = 1_000;

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
 import { ConfigError, ValidationError } from '../domain/errors.js';
-import { pemFile, wholeNumber } from '../domain/setting-values.js';
+import { pemFile, wholeNumber, type SettingReader } from '../domain/setting-values.js';
 import type { EpochUnit } from '../domain/timestamp.js';
 
 /** The MQTT subscriber's settings, validated at start. Absent from Config when TALLY_MQTT_URL is unset. */
@@ -46,8 +46,7 @@ export const MQTT_SETTINGS = {
 } as const;
 
 export type MqttSettingName = keyof typeof MQTT_SETTINGS;
-/** The app's reader of one setting: [the variable or flag it came from, its value or default]. */
-export type ReadSetting = (key: MqttSettingName) => readonly [string, string];
+export type ReadSetting = SettingReader<MqttSettingName>;
 
 /** A topic level (or prefix) must not hold wildcards; `allowSlash` for the multi-level prefix. */
 function topicPart(name: string, value: string, allowSlash: boolean): string {

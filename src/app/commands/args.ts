@@ -1,4 +1,4 @@
-import { ConfigError } from '../config.js';
+import { ConfigError, SETTINGS } from '../config.js';
 
 /**
  * A maintenance command's own words, taken out of its arguments: its switches (`--force`) and its
@@ -39,4 +39,12 @@ export async function reportingErrors(command: string, work: () => Promise<void>
     process.stderr.write(`tally ${command}: ${(err as Error).message}\n`);
     process.exitCode = 1;
   }
+}
+
+/** Every setting's flag as a parseArgs option: a command that parses its own flags takes these too. */
+export const SETTING_OPTIONS = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+
+/** The setting flags among parsed values, as arguments for loadConfig (read as `tally serve` reads them). */
+export function settingArgs(values: Record<string, unknown>): string[] {
+  return Object.values(SETTINGS).flatMap((s) => (typeof values[s.flag] === 'string' ? [`--${s.flag}=${values[s.flag] as string}`] : []));
 }

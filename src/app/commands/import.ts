@@ -18,7 +18,8 @@ import { ProgressLine, n } from '../../import/progress.js';
 import { MAX_LINE_CHARS, type RecordSource } from '../../import/records.js';
 import { openStore, type StoreConfig } from '../../store/index.js';
 import type { TelemetryStore } from '../../store/types.js';
-import { ConfigError, loadConfig, SETTINGS, type Config } from '../config.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { SETTING_OPTIONS, settingArgs } from './args.js';
 
 /**
  * `tally import <file>|-`: readings from an NDJSON, CSV or line-protocol file into the configured
@@ -66,12 +67,11 @@ interface ImportRequest {
 }
 
 function parseRequest(argv: string[], env: NodeJS.ProcessEnv): ImportRequest {
-  const settingOptions = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...settingOptions, format: { type: 'string' }, precision: { type: 'string' }, url: { type: 'string' } },
+      options: { ...SETTING_OPTIONS, format: { type: 'string' }, precision: { type: 'string' }, url: { type: 'string' } },
       strict: true,
       allowPositionals: true,
     });
@@ -95,9 +95,7 @@ function parseRequest(argv: string[], env: NodeJS.ProcessEnv): ImportRequest {
   if (precision !== undefined && !units.includes(precision)) {
     throw new UsageError(`--precision for ${format} must be one of ${units.join(', ')}, got ${JSON.stringify(precision)}`);
   }
-  // Every other flag is a setting, read as `tally serve` reads it.
-  const settingArgs = Object.values(SETTINGS).flatMap((s) => (values[s.flag] === undefined ? [] : [`--${s.flag}=${values[s.flag]!}`]));
-  return { path, format, precision, url: values.url, config: loadConfig(env, settingArgs) };
+  return { path, format, precision, url: values.url, config: loadConfig(env, settingArgs(values)) };
 }
 
 function sourceOf(request: ImportRequest, input: ImportInput, untimed: { count: number }): { source: RecordSource; shape: ReadingShape } {

@@ -3,6 +3,7 @@ import { issueKey, KEY_NAME, SCOPES, type ApiKeyRecord, type Scope } from '../..
 import { LIMITS } from '../../domain/reading.js';
 import { openKeyStore } from '../../store/index.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { SETTING_OPTIONS, settingArgs } from './args.js';
 
 /** The flags of `tally keys`; every other flag is a setting (the store, mostly). */
 const KEY_FLAGS = { scope: { type: 'string', multiple: true }, name: { type: 'string' }, 'device-prefix': { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } } as const;
@@ -13,21 +14,6 @@ export const KEYS_HELP = `  keys create --scope <ingest|read|admin>[,...] --name
            names, scopes, device prefixes, created, last used (never the keys); --all with revoked ones
   keys revoke <name>
            the key stops working on every node within a second`;
-
-/** Splits `tally keys` arguments into its own flags and the settings flags loadConfig reads. */
-function split(argv: string[]): { own: string[]; settings: string[] } {
-  const own: string[] = [];
-  const settings: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : undefined;
-    const target = name === undefined || name in KEY_FLAGS ? own : settings;
-    target.push(arg);
-    const takesValue = name !== undefined && !arg.includes('=') && !(name in KEY_FLAGS && KEY_FLAGS[name as keyof typeof KEY_FLAGS].type === 'boolean');
-    if (takesValue && i + 1 < argv.length) target.push(argv[++i]!);
-  }
-  return { own, settings };
-}
 
 function scopesOf(values: readonly string[] | undefined): Scope[] {
   const scopes = (values ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
@@ -53,15 +39,15 @@ function table(keys: readonly ApiKeyRecord[]): string {
 /** `tally keys <create|list|revoke>`: the API keys of the configured store (TALLY_STORE / TALLY_DATA_DIR). */
 export async function keysCommand(argv: string[], out: (text: string) => void): Promise<number> {
   const [action, ...rest] = argv;
-  const { own, settings } = split(rest);
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof KEY_FLAGS; allowPositionals: true }>>;
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: own, options: KEY_FLAGS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: { ...SETTING_OPTIONS, ...KEY_FLAGS }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const { values, positionals } = parsed;
-  const config = loadConfig(process.env, settings);
+  const { positionals } = parsed;
+  const values = parsed.values as { scope?: string[]; name?: string; 'device-prefix'?: string; all?: boolean; json?: boolean };
+  const config = loadConfig(process.env, settingArgs(parsed.values));
   if (action !== 'create' && action !== 'list' && action !== 'revoke') {
     throw new ConfigError(`tally keys needs create, list or revoke, got ${JSON.stringify(action ?? '')}\n${KEYS_HELP}`);
   }
