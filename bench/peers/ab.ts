@@ -53,7 +53,19 @@ interface Contender {
   readonly contentType: string;
   readonly ledger: Ledger;
   readonly rates: number[];
+  /** CPU seconds when the rounds began, and readings acknowledged in all rounds. */
+  cpuStart: number;
+  readings: number;
   readonly stop: () => Promise<void> | void;
+}
+
+/** Waits until the process uses under 2 % of a core over a second (at most 60 s): its background work is done. */
+async function quiet(pid: number): Promise<void> {
+  for (let waited = 0; waited < 60; waited++) {
+    const before = cpuSeconds(pid) ?? NaN;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (!((cpuSeconds(pid) ?? NaN) - before >= 0.02)) return;
+  }
 }
 
 const dirs: string[] = [];
@@ -69,7 +81,7 @@ for (const spec of specs) {
     const server = await system.start(dir);
     await system.prepare(server);
     const ledger = new Ledger(bodiesIn(system.format));
-    contenders.push({ name: system.id, pid: server.proc.pid, url: server.url, path: system.writePath, contentType: system.contentType, ledger, rates: [], stop: () => server.proc.stop() });
+    contenders.push({ name: system.id, pid: server.proc.pid, url: server.url, path: system.writePath, contentType: system.contentType, ledger, rates: [], cpuStart: NaN, readings: 0, stop: () => server.proc.stop() });
     continue;
   }
   const eq = spec.indexOf('=');
@@ -78,12 +90,13 @@ for (const spec of specs) {
   const [command, ...args] = spec.slice(eq + 1).split(' ').filter((a) => a !== '');
   const { url, proc } = await startPingServer(name, command!, args, { ...tallySettings(), TALLY_DATA_DIR: dir, TALLY_LOG_LEVEL: 'warn' });
   const ledger = new Ledger(bodiesIn('json'));
-  contenders.push({ name, pid: proc.pid, url, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], stop: () => proc.stop() });
+  contenders.push({ name, pid: proc.pid, url, path: '/v1/readings?precision=s', contentType: 'application/json', ledger, rates: [], cpuStart: NaN, readings: 0, stop: () => proc.stop() });
 }
 
 const unit = bulk ? 'readings/s' : 'requests/s';
 console.log(`${flags.workload}: ${rounds} rounds of ${seconds} s, ${bulk ? 8 : 64} connections; per server: ${unit}, server CPU µs per reading, p50/p99 ms, bytes written per reading`);
 try {
+  for (const c of contenders) c.cpuStart = cpuSeconds(c.pid) ?? NaN;
   for (let round = 0; round < rounds; round++) {
     const line: string[] = [];
     for (const c of contenders) {
@@ -101,6 +114,7 @@ try {
       const cpuUs = (((cpuSeconds(c.pid) ?? NaN) - cpu0) / load.okReadings) * 1e6;
       const bytes = ((diskWriteBytes(c.pid) ?? NaN) - disk0) / load.okReadings;
       c.rates.push(load.readingsPerS);
+      c.readings += load.okReadings;
       const failed = load.non2xx + load.errors > 0 ? ` FAILED ${load.non2xx + load.errors}` : '';
       line.push(`${c.name} ${Math.round(load.readingsPerS)} ${cpuUs.toFixed(2)}µs ${load.p50Ms.toFixed(1)}/${load.p99Ms.toFixed(0)}ms ${bytes.toFixed(0)}B${failed}`);
     }
@@ -112,6 +126,11 @@ try {
     const ratios = kept.map((rate, k) => rate / base.rates[skip + k]!);
     console.log(`${c.name}: median ${Math.round(median(kept))} ${unit}; ÷ ${base.name}: median ${median(ratios).toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(' ')})`);
   }
+  // A round's CPU leaves out what a server does between its rounds (compaction, sealing, settling
+  // while another server runs): the whole run's CPU, once every server has gone quiet, counts it.
+  for (const c of contenders) await quiet(c.pid);
+  const whole = contenders.map((c) => `${c.name} ${((((cpuSeconds(c.pid) ?? NaN) - c.cpuStart) / c.readings) * 1e6).toFixed(2)}µs`);
+  console.log(`whole run, server CPU per reading acknowledged, work between rounds included (after going quiet): ${whole.join('  |  ')}`);
 } finally {
   for (const c of contenders) await c.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });

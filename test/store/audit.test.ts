@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Reading } from '../../src/domain/reading.js';
 import { auditDatabase, openForAudit } from '../../src/store/sqlite/audit.js';
 import { PAGE_BYTES } from '../../src/store/sqlite/open.js';
+import { SCHEMA_VERSION } from '../../src/store/sqlite/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 import type { AuditReport } from '../../src/store/types.js';
 import { postgresConfig } from '../../src/store/postgres/config.js';
@@ -114,7 +115,7 @@ describe('the SQLite audit', () => {
   test('refuses a file of another schema version, naming the way out', async () => {
     await storeWith([reading('a', 1)]);
     sql('PRAGMA user_version = 7');
-    expect(() => openForAudit(file)).toThrow(/has schema version 7, this Tally audits version 9: run `tally migrate`/);
+    expect(() => openForAudit(file)).toThrow(`has schema version 7, this Tally audits version ${SCHEMA_VERSION}: run \`tally migrate\``);
   });
 });
 

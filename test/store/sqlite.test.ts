@@ -13,13 +13,13 @@ import type { DeviceListQuery } from '../../src/store/types.js';
 import { tempDir } from '../helpers.js';
 import { runStoreContract, type OpenedStore } from './contract.js';
 
-function openFile(file: string, compactRows = 50_000, directRunReadings?: number): Promise<SqliteStore> {
-  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, compactRows, directRunReadings });
+function openFile(file: string, compactRows = 50_000, directRunReadings?: number, sealBacklogBytes?: number): Promise<SqliteStore> {
+  return SqliteStore.open({ file, synchronous: 'FULL', cacheMiB: 8, compactRows, directRunReadings, sealBacklogBytes });
 }
 
-async function openTemp(compactRows?: number, directRunReadings?: number): Promise<OpenedStore> {
+async function openTemp(compactRows?: number, directRunReadings?: number, sealBacklogBytes?: number): Promise<OpenedStore> {
   const { dir, cleanup } = tempDir('tally-store-');
-  const store = await openFile(join(dir, 'tally.db'), compactRows, directRunReadings);
+  const store = await openFile(join(dir, 'tally.db'), compactRows, directRunReadings, sealBacklogBytes);
   return {
     store,
     cleanup: async () => {
@@ -39,6 +39,8 @@ runStoreContract('sqlite (compacted every 3 readings)', () => openTemp(3));
 // alongside readings that wait in the journal.
 runStoreContract('sqlite (in-order runs written directly)', () => openTemp(Number.MAX_SAFE_INTEGER, 1));
 runStoreContract('sqlite (runs of 2+ written directly, compacted every 3)', () => openTemp(3, 2));
+// And with text chunks sealed after every commit, as under a sustained load, instead of when idle.
+runStoreContract('sqlite (compacted every 3, sealed after every commit)', () => openTemp(3, undefined, 0));
 
 const BASE = Date.UTC(2024, 0, 1) * 1000;
 const SECOND = 1_000_000;
@@ -372,7 +374,8 @@ describe('SqliteStore specifics', () => {
       old.exec(`INSERT INTO devices (key, device_id, first_ts_us, latest_ts_us, latest_ts_text, reading_count, cumulative_count)
                 VALUES (1, 'v7', ${BASE + SECOND}, ${BASE + 11 * SECOND}, '2024-01-01T00:00:11.000Z', 7, 19),
                        (2, 'w', ${BASE + SECOND}, ${BASE + SECOND}, '2024-01-01T00:00:01.000Z', 1, 7)`);
-      const readBack = (db: Database.Database) => db.prepare('SELECT device_key, first_ts_us, typeof(data) AS form FROM chunks ORDER BY device_key, first_ts_us').all();
+      // Text chunks end below id 0, where the sealer finds them (migration 10).
+      const readBack = (db: Database.Database) => db.prepare('SELECT device_key, first_ts_us, typeof(data) AS form, id < 0 AS below FROM chunks ORDER BY device_key, first_ts_us').all();
       old.close();
 
       const store = await openFile(file);
@@ -381,10 +384,10 @@ describe('SqliteStore specifics', () => {
         expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
         // Sealed by the migration: every chunk but each device's newest.
         expect(readBack(raw)).toEqual([
-          { device_key: 1, first_ts_us: BASE + SECOND, form: 'blob' },
-          { device_key: 1, first_ts_us: BASE + 3 * SECOND, form: 'blob' },
-          { device_key: 1, first_ts_us: BASE + 10 * SECOND, form: 'text' },
-          { device_key: 2, first_ts_us: BASE + SECOND, form: 'text' },
+          { device_key: 1, first_ts_us: BASE + SECOND, form: 'blob', below: 0 },
+          { device_key: 1, first_ts_us: BASE + 3 * SECOND, form: 'blob', below: 0 },
+          { device_key: 1, first_ts_us: BASE + 10 * SECOND, form: 'text', below: 1 },
+          { device_key: 2, first_ts_us: BASE + SECOND, form: 'text', below: 1 },
         ]);
         raw.close();
         const items = (await store.deviceReadings('v7', { order: 'asc' })).items;

@@ -20,7 +20,7 @@
  */
 import { formatUtcDigits } from '../../domain/timestamp.js';
 import { compress, decompress, DEFAULT_CODEC, type Codec } from './codec.js';
-import { canonicalUtcDigits, type ChunkReading } from './chunk-text.js';
+import { chunkLine, type ChunkReading } from './chunk-text.js';
 
 const FORMAT = 1;
 const TS_RAW = 4;
@@ -33,18 +33,6 @@ export function isSealed(data: string | Uint8Array): data is Uint8Array {
   return typeof data !== 'string';
 }
 
-/** A chunk's readings as the sealed form lays them out, before encoding. */
-interface Columns {
-  readonly ts: Float64Array;
-  /** NaN: no count. */
-  readonly counts: Float64Array;
-  /** Per reading: 0 no timestamp text, 1-3 canonical (0, 3, 6 digits), TS_RAW kept as sent. */
-  readonly kinds: Uint8Array;
-  /** The kept timestamp texts, in order. */
-  readonly raw: string[];
-  readonly payloads: Array<string | null>;
-}
-
 function KIND_OF_DIGITS(digits: number): number {
   if (digits === 0) return 1;
   if (digits === 3) return 2;
@@ -54,66 +42,168 @@ function KIND_OF_DIGITS(digits: number): number {
 
 /** The sealed form of a chunk's readings (in timestamp order), or undefined if they cannot be held exactly. */
 export function encodeSealed(readings: readonly ChunkReading[], codec: Codec = DEFAULT_CODEC): Buffer | undefined {
-  const n = readings.length;
-  const c: Columns = { ts: new Float64Array(n), counts: new Float64Array(n), kinds: new Uint8Array(n), raw: [], payloads: new Array(n) };
-  for (let i = 0; i < n; i++) {
-    const r = readings[i]!;
-    c.ts[i] = r.tsUs;
-    c.counts[i] = r.count ?? NaN;
-    const digits = r.tsText === null ? -2 : canonicalUtcDigits(r.tsText);
-    if (digits === -1) c.raw.push(r.tsText!);
-    c.kinds[i] = digits === -2 ? 0 : digits === -1 ? TS_RAW : KIND_OF_DIGITS(digits);
-    c.payloads[i] = r.payload;
+  return sealText(readings.map((r) => chunkLine(r.tsUs, r.count, r.tsText, r.payload)).join(''), codec);
+}
+
+/** The sealed form of a text chunk (chunk-text.ts) held as a string. Undefined as sealLines. */
+export function sealText(text: string, codec: Codec = DEFAULT_CODEC): Buffer | undefined {
+  return sealLines(Buffer.from(text, 'utf8'), codec);
+}
+
+const TAB = 9;
+const NEWLINE = 10;
+const MINUS = 45;
+/** The shortest line: `0\t\t\t\n`. */
+const MIN_LINE_BYTES = 5;
+
+/**
+ * Per-reading columns of the chunk being sealed, reused by every seal: the writer thread seals one
+ * chunk at a time, and a 16 KiB chunk would otherwise allocate eight arrays of a few thousand entries.
+ */
+const scratch = {
+  capacity: 0,
+  ts: new Float64Array(0),
+  /** NaN: no count. */
+  counts: new Float64Array(0),
+  kinds: new Uint8Array(0),
+  /** Byte ranges in the lines of each kept timestamp text and each payload (payloadStart -1: none). */
+  rawStart: new Int32Array(0),
+  rawEnd: new Int32Array(0),
+  payloadStart: new Int32Array(0),
+  payloadEnd: new Int32Array(0),
+  /** UTF-16 lengths of the same (the decoder slices one decoded string). */
+  rawUnits: new Int32Array(0),
+  payloadUnits: new Int32Array(0),
+};
+
+function reserve(readings: number): typeof scratch {
+  if (readings <= scratch.capacity) return scratch;
+  const n = Math.max(readings, 2 * scratch.capacity);
+  return Object.assign(scratch, {
+    capacity: n,
+    ts: new Float64Array(n),
+    counts: new Float64Array(n),
+    kinds: new Uint8Array(n),
+    rawStart: new Int32Array(n),
+    rawEnd: new Int32Array(n),
+    payloadStart: new Int32Array(n),
+    payloadEnd: new Int32Array(n),
+    rawUnits: new Int32Array(n),
+    payloadUnits: new Int32Array(n),
+  });
+}
+
+/** The UTF-16 length of valid UTF-8 `bytes[start, end)`: code points, plus one more for each beyond U+FFFF. */
+function utf16Units(bytes: Uint8Array, start: number, end: number): number {
+  let units = end - start;
+  for (let p = start; p < end; p++) {
+    const b = bytes[p]!;
+    if (b < 0x80) continue;
+    if ((b & 0xc0) === 0x80) units--; // a continuation byte
+    else if (b >= 0xf0) units++; // a four-byte sequence: a surrogate pair
   }
-  return encodeColumns(c, codec);
+  return units;
 }
 
 /**
- * The sealed form of a text chunk (chunk-text.ts), parsed straight into columns: its one-digit
- * timestamp texts stay digits, never written out and parsed again. Undefined as encodeSealed.
+ * The sealed form of a text chunk given as its UTF-8 lines (what compaction builds, or a text chunk
+ * read back as bytes): parsed byte by byte into columns, its timestamp and payload texts copied as
+ * bytes, never decoded into strings and encoded again. Undefined for what the sealed form cannot hold
+ * exactly (an instant or count that is not a safe integer, instants not strictly increasing); throws
+ * on lines that are not the text form.
  */
-export function sealText(text: string, codec: Codec = DEFAULT_CODEC): Buffer | undefined {
+export function sealLines(lines: Uint8Array, codec: Codec = DEFAULT_CODEC): Buffer | undefined {
+  const length = lines.length;
+  const c = reserve(Math.ceil(length / MIN_LINE_BYTES));
+  const { ts, counts, kinds, rawStart, rawEnd, rawUnits, payloadStart, payloadEnd, payloadUnits } = c;
   let n = 0;
-  for (let pos = text.indexOf('\n'); pos >= 0; pos = text.indexOf('\n', pos + 1)) n++;
-  const c: Columns = { ts: new Float64Array(n), counts: new Float64Array(n), kinds: new Uint8Array(n), raw: [], payloads: new Array(n) };
-  let start = 0;
-  for (let i = 0; i < n; i++) {
-    const end = text.indexOf('\n', start);
-    const a = text.indexOf('\t', start);
-    const b = text.indexOf('\t', a + 1);
-    const t = text.indexOf('\t', b + 1);
-    if (a < 0 || b < 0 || t < 0 || t >= end) throw new Error(`corrupt chunk text: no reading at offset ${start}`);
-    c.ts[i] = Number(text.slice(start, a));
-    c.counts[i] = b === a + 1 ? NaN : Number(text.slice(a + 1, b));
-    if (t === b + 1) c.kinds[i] = 0;
-    else if (t === b + 2) c.kinds[i] = KIND_OF_DIGITS(text.charCodeAt(b + 1) - 48);
-    else {
-      c.kinds[i] = TS_RAW;
-      c.raw.push(text.slice(b + 1, t));
+  let b = 0;
+  for (let p = 0; p < length; n++) {
+    const lineStart = p;
+    // The instant: an integer, perhaps negative.
+    const negative = lines[p] === MINUS;
+    if (negative) p++;
+    let value = 0;
+    const digitsFrom = p;
+    while (p < length && (b = lines[p]!) !== TAB) {
+      if (b < 48 || b > 57) return b === NEWLINE ? corruptLine(lineStart) : undefined; // a fraction or an exponent: not an integer
+      value = value * 10 + (b - 48);
+      p++;
     }
-    c.payloads[i] = end === t + 1 ? null : text.slice(t + 1, end);
-    start = end + 1;
+    if (p === length) corruptLine(lineStart);
+    if (p === digitsFrom || p - digitsFrom > 16 || value > Number.MAX_SAFE_INTEGER) return undefined;
+    ts[n] = negative ? -value : value;
+    // The count: empty for none.
+    const countNegative = lines[++p] === MINUS;
+    if (countNegative) p++;
+    const countFrom = p;
+    value = 0;
+    while (p < length && (b = lines[p]!) !== TAB) {
+      if (b < 48 || b > 57) return b === NEWLINE ? corruptLine(lineStart) : undefined;
+      value = value * 10 + (b - 48);
+      p++;
+    }
+    if (p === length) corruptLine(lineStart);
+    if (p === countFrom) {
+      if (countNegative) return undefined;
+      counts[n] = Number.NaN;
+    } else if (p - countFrom > 15 || value >= COUNT_LIMIT) return undefined;
+    else counts[n] = countNegative ? -value : value;
+    // The timestamp text: none, a fraction-digit count (canonical UTC), or kept as sent.
+    const textFrom = ++p;
+    while (p < length && (b = lines[p]!) !== TAB) {
+      if (b === NEWLINE) corruptLine(lineStart);
+      p++;
+    }
+    if (p === length) corruptLine(lineStart);
+    if (p === textFrom) kinds[n] = 0;
+    else if (p === textFrom + 1) kinds[n] = KIND_OF_DIGITS(lines[textFrom]! - 48);
+    else {
+      kinds[n] = TS_RAW;
+      rawStart[n] = textFrom;
+      rawEnd[n] = p;
+      rawUnits[n] = utf16Units(lines, textFrom, p);
+    }
+    // The payload: the rest of the line, empty for none.
+    const payloadFrom = ++p;
+    let wide = 0; // UTF-16 units minus bytes
+    while (p < length && (b = lines[p]!) !== NEWLINE) {
+      if (b >= 0x80) wide += (b & 0xc0) === 0x80 ? -1 : b >= 0xf0 ? 1 : 0; // a continuation byte; a surrogate pair's lead
+      p++;
+    }
+    if (p === length) throw new Error('corrupt chunk text: no newline at its end');
+    payloadStart[n] = p === payloadFrom ? -1 : payloadFrom;
+    payloadEnd[n] = p;
+    payloadUnits[n] = p - payloadFrom + wide;
+    p++;
   }
-  if (start !== text.length) throw new Error('corrupt chunk text: no newline at its end');
-  return encodeColumns(c, codec);
+  return n === 0 ? undefined : encodeColumns(lines, c, n, codec);
 }
 
-function encodeColumns(c: Columns, codec: Codec): Buffer | undefined {
-  const n = c.ts.length;
-  if (n === 0) return undefined;
-  let room = 16 + 24 * n;
-  for (const text of c.raw) room += 3 * text.length;
-  for (const payload of c.payloads) if (payload !== null) room += 3 * payload.length;
-  const body = Buffer.allocUnsafe(room);
+function corruptLine(offset: number): never {
+  throw new Error(`corrupt chunk text: no reading at offset ${offset}`);
+}
+
+/** Copies `from[start, end)` to `to` at `pos`; returns the position after it. */
+function copyBytes(from: Uint8Array, start: number, end: number, to: Buffer, pos: number): number {
+  // A short range costs less copied byte by byte than through a subarray and set.
+  if (end - start < 64) {
+    for (let b = start; b < end; b++) to[pos++] = from[b]!;
+    return pos;
+  }
+  to.set(from.subarray(start, end), pos);
+  return pos + end - start;
+}
+
+function encodeColumns(lines: Uint8Array, c: typeof scratch, n: number, codec: Codec): Buffer | undefined {
+  const body = Buffer.allocUnsafe(16 + 24 * n + lines.length);
   let pos = 0;
   const first = c.ts[0]!;
-  if (!Number.isSafeInteger(first)) return undefined;
   body[pos++] = first < 0 ? 1 : 0;
   pos = writeVarint(body, pos, Math.abs(first));
   for (let i = 1; i < n; i++) {
-    const ts = c.ts[i]!;
-    const delta = ts - c.ts[i - 1]!;
-    if (!Number.isSafeInteger(ts) || !Number.isSafeInteger(delta) || delta <= 0) return undefined;
+    const delta = c.ts[i]! - c.ts[i - 1]!;
+    if (!Number.isSafeInteger(delta) || delta <= 0) return undefined;
     pos = writeVarint(body, pos, delta);
   }
   let previous = 0;
@@ -123,17 +213,16 @@ function encodeColumns(c: Columns, codec: Codec): Buffer | undefined {
       body[pos++] = 0; // NaN: none
       continue;
     }
-    if (!Number.isSafeInteger(count) || Math.abs(count) >= COUNT_LIMIT) return undefined;
     const change = count - previous;
     pos = writeVarint(body, pos, (change >= 0 ? 2 * change : -2 * change - 1) + 1);
     previous = count;
   }
-  body.set(c.kinds, pos);
+  body.set(c.kinds.subarray(0, n), pos);
   pos += n;
-  for (const text of c.raw) pos = writeVarint(body, pos, text.length + 1);
-  for (const payload of c.payloads) pos = writeVarint(body, pos, payload === null ? 0 : payload.length + 1);
-  for (const text of c.raw) pos += body.write(text, pos, 'utf8');
-  for (const payload of c.payloads) if (payload !== null) pos += body.write(payload, pos, 'utf8');
+  for (let i = 0; i < n; i++) if (c.kinds[i] === TS_RAW) pos = writeVarint(body, pos, c.rawUnits[i]! + 1);
+  for (let i = 0; i < n; i++) pos = writeVarint(body, pos, c.payloadStart[i]! < 0 ? 0 : c.payloadUnits[i]! + 1);
+  for (let i = 0; i < n; i++) if (c.kinds[i] === TS_RAW) pos = copyBytes(lines, c.rawStart[i]!, c.rawEnd[i]!, body, pos);
+  for (let i = 0; i < n; i++) if (c.payloadStart[i]! >= 0) pos = copyBytes(lines, c.payloadStart[i]!, c.payloadEnd[i]!, body, pos);
 
   const packed = compress(codec, body.subarray(0, pos));
   const header = Buffer.allocUnsafe(12);
@@ -230,6 +319,16 @@ export function sealedInstants(blob: Uint8Array): Float64Array {
 
 /** Writes a non-negative safe integer as a varint (7 bits a byte, low first); returns the position after it. */
 export function writeVarint(out: Uint8Array, pos: number, value: number): number {
+  if (value < 0x80000000) {
+    // Most values (deltas, counts, lengths): 31 bits, shifted as an integer.
+    let v = value | 0;
+    while (v >= 128) {
+      out[pos++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    out[pos++] = v;
+    return pos;
+  }
   // Division, not shifts: values go past 32 bits.
   while (value >= 128) {
     out[pos++] = (value % 128) | 128;

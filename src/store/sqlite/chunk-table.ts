@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
-import { chunkHas, chunkInstants, chunkLine, decodeChunk, encodeSealed, isSealed, sealText, type ChunkData } from './chunk.js';
+import { chunkHas, chunkInstants, chunkLine, decodeChunk, encodeSealed, isSealed, SEALED_CHUNK_BYTES, sealLines, type ChunkData } from './chunk.js';
 import { countStats } from './count-stats.js';
+import type { ChunkSealer } from './seal-chunks.js';
 import type { DeviceDirectory } from './devices.js';
 
 /**
@@ -14,17 +15,6 @@ const SET_LOOKUP_READINGS = 256;
  * append rewrites the whole row, so this bounds what a compaction rewrites per device.
  */
 const APPEND_CHUNK_BYTES = 3500;
-/** New chunks are cut at this size: what a point lookup or a query decodes per chunk. */
-const NEW_CHUNK_BYTES = 16_384;
-
-/**
- * Seals a chunk as a new row (a new id, at the end of the table) holding the BLOB (first parameter), copied
- * from the chunk of the id (second), which the caller then deletes. Not an UPDATE in place: the text left a page
- * mostly empty that nothing would fill (ids only grow), while a deleted row's page empties and
- * is reused once all its chunks are sealed.
- */
-export const SEAL_SQL = `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
-  SELECT device_key, first_ts_us, last_ts_us, n, ?, counted, count_sum, count_min, count_max FROM chunks WHERE id = ?`;
 
 /**
  * The writer's side of the `chunks` table and the summaries kept with it: files a device's readings
@@ -37,8 +27,6 @@ export class ChunkTable {
   private readonly dataOf: Database.Statement<[number], ChunkData>;
   private readonly insert: Database.Statement<unknown[]>;
   private readonly insertSealed: Database.Statement<unknown[]>;
-  private readonly seal: Database.Statement<[Buffer, number]>;
-  private readonly remove: Database.Statement<[number]>;
   private readonly append: Database.Statement<unknown[]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
@@ -47,6 +35,8 @@ export class ChunkTable {
   constructor(
     private readonly db: Database.Database,
     private readonly devices: DeviceDirectory,
+    /** Takes the text chunks that stop taking appends, to seal them later. */
+    private readonly sealer: ChunkSealer,
   ) {
     // One plucked column (cheaper than row objects): a small chunk's data, or a large chunk's id, its
     // data (overflow pages) left unread here and read once per append by `largeChunkInstants`.
@@ -71,8 +61,6 @@ export class ChunkTable {
       `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.seal = db.prepare(SEAL_SQL);
-    this.remove = db.prepare('DELETE FROM chunks WHERE id = ?');
     // Appends go to a text chunk only: a sealed one is never appended to (see `write`).
     this.append = db.prepare(`
       UPDATE chunks SET data = data || CAST(? AS TEXT), n = n + ?, last_ts_us = ?,
@@ -120,10 +108,11 @@ export class ChunkTable {
    * Files a device's readings (`ts` ascending, their counts (NaN: none), their lines in `text`,
    * `ends` the byte offset after each) in its chunks, and adds them to its summary.
    *
-   * Only the device's newest chunk stays text, taking appends while it has room; every other
-   * chunk is sealed (chunk-sealed.ts): new chunks that are not the newest (or are already full) at
-   * once, and the newest when a newer one replaces it. So each chunk is compressed once, an
-   * append never decompresses one, and text takes at most APPEND_CHUNK_BYTES per device.
+   * Only the device's newest chunk takes appends, as text, while it has room; every other chunk is
+   * sealed (chunk-sealed.ts): new chunks that are not the newest (or are already full) at once,
+   * from the lines in hand, and the newest once a newer one replaces it, later, with others of the
+   * device (seal-chunks.ts: off this commit, whose acknowledgement would otherwise wait for it). So
+   * each chunk is compressed once and an append never decompresses one.
    */
   write(key: number, ts: Float64Array, counts: Float64Array, text: Buffer, ends: ArrayLike<number>): void {
     this.instantsRead.clear(); // what was read of a chunk may no longer be all it holds
@@ -137,25 +126,26 @@ export class ChunkTable {
       open.lastTs = last;
       open.bytes += text.length;
     } else {
-      // New chunks of at most NEW_CHUNK_BYTES (or one reading); the last becomes the open one if it
+      // New chunks of at most SEALED_CHUNK_BYTES (or one reading); the last becomes the open one if it
       // is the device's newest.
       let start = 0;
       while (start < n) {
         const from = start === 0 ? 0 : ends[start - 1]!;
         let end = start + 1;
-        while (end < n && ends[end]! - from <= NEW_CHUNK_BYTES) end++;
+        while (end < n && ends[end]! - from <= SEALED_CHUNK_BYTES) end++;
         const data = start === 0 && end === n ? text : text.subarray(from, ends[end - 1]!);
         const c = start === 0 && end === n ? all : countStats(counts, start, end);
         // The newest of this write, if newer than the device's open chunk, becomes the open one; it
         // stays text only while it has room for appends (a full one would never take any).
         const newest = end === n && (open === null || ts[n - 1]! > open.lastTs);
-        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : sealText(data.toString('utf8'));
+        const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : sealLines(data);
         const id = Number(
           (sealed === undefined ? this.insert : this.insertSealed).run(key, ts[start]!, ts[end - 1]!, end - start, sealed ?? data, c.counted, c.sum, c.min, c.max)
             .lastInsertRowid,
         );
         if (newest) {
-          if (open !== null) this.sealChunk(open.id);
+          // The chunk it replaces takes no more appends: sealed later (seal-chunks.ts), off this commit.
+          if (open !== null && Number.isFinite(open.bytes)) this.sealer.note(key, open.id, open.bytes);
           this.devices.setOpenChunk(key, { id, lastTs: ts[n - 1]!, bytes: sealed === undefined ? data.length : Infinity });
         }
         start = end;
@@ -164,16 +154,6 @@ export class ChunkTable {
     // Its newest reading: the device's latest state if nothing stored is newer.
     const latest = decodeChunk(text.toString('utf8', n === 1 ? 0 : ends[n - 2]!, text.length))[0]!;
     this.updateSummary.run(n, all.sum, first, first, last, latest.tsText, last, latest.payload, last, last, key);
-  }
-
-  /** Seals a text chunk that no longer takes appends. */
-  sealChunk(id: number): void {
-    const data = this.dataOf.get(id);
-    if (data === undefined || isSealed(data)) return;
-    const sealed = sealText(data);
-    if (sealed === undefined) return;
-    this.seal.run(sealed, id);
-    this.remove.run(id);
   }
 
   /** Removes a device's readings and its summary row (inside the caller's transaction). */

@@ -8,7 +8,13 @@ import { decodeSealed, decodeSealedTail, isSealed, sealedInstants } from './chun
 import { decodeText, decodeTextTail, textHas, textInstants, type ChunkReading } from './chunk-text.js';
 
 export { canonicalUtcDigits, chunkLine, integerText, type ChunkReading } from './chunk-text.js';
-export { encodeSealed, isSealed, sealText } from './chunk-sealed.js';
+export { encodeSealed, isSealed, sealLines, sealText } from './chunk-sealed.js';
+
+/**
+ * New chunks are cut at this many bytes of text, and text chunks sealed together stop at it: what a
+ * point lookup or a query decodes per chunk.
+ */
+export const SEALED_CHUNK_BYTES = 16_384;
 
 /** A chunk's `data` column as SQLite returns it. */
 export type ChunkData = string | Uint8Array;

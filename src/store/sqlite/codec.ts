@@ -11,6 +11,15 @@ export type Codec = (typeof Codec)[keyof typeof Codec];
 /** The codec new chunks are sealed with (chosen by bench/chunk-codec.ts: BENCHMARKS.md). */
 export const DEFAULT_CODEC: Codec = Codec.Deflate;
 
+/**
+ * A chunk's columns are at most a few tens of KiB, and most of a small chunk's cost is setting the
+ * compressor up: a 16 KiB window and smaller hash tables set up in about half the time of zlib's
+ * defaults, and level 2 compresses the repeats of columns (steady deltas, counts, similar payloads)
+ * almost as well as 6 at a third of the time (bench/chunk-codec.ts; BENCHMARKS.md). Inflating
+ * needs no options: its default window takes any smaller one.
+ */
+const DEFLATE_OPTIONS = { level: 2, windowBits: 14, memLevel: 6 };
+
 const BROTLI_OPTIONS = {
   params: {
     [constants.BROTLI_PARAM_QUALITY]: 5,
@@ -24,7 +33,7 @@ export function compress(codec: Codec, bytes: Uint8Array): Buffer {
     case Codec.None:
       return Buffer.from(bytes);
     case Codec.Deflate:
-      return deflateRawSync(bytes, { level: 6 });
+      return deflateRawSync(bytes, DEFLATE_OPTIONS);
     case Codec.Brotli:
       return brotliCompressSync(bytes, BROTLI_OPTIONS);
   }

@@ -26,6 +26,11 @@ export interface SqliteStoreConfig {
    * (default `DIRECT_RUN_READINGS`). Tests set it low to take that path often.
    */
   readonly directRunReadings?: number;
+  /**
+   * Bytes of text chunks waiting to be sealed past which sealing keeps up with commits instead of
+   * waiting for an idle writer (default `SEAL_BACKLOG_BYTES`, seal-chunks.ts). Tests set it low.
+   */
+  readonly sealBacklogBytes?: number;
   /** Reader threads, each with its own connection (default `DEFAULT_READERS`). */
   readonly readers?: number;
 }

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { sealOldChunks } from './seal-chunks.js';
+import { sealOldChunks, textChunksBelowZero } from './seal-chunks.js';
 
 /**
  * The schema, versioned by PRAGMA user_version. Layout: `journal` holds committed readings not yet
@@ -96,6 +96,9 @@ const LATER: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   // 9: chunks are sealed (chunk-sealed.ts: columns, compressed): every text chunk but each
   // device's newest, which keeps taking appends as text, is re-encoded now. Readers read both forms.
   sealOldChunks,
+  // 10: text chunks are sealed later than they are written, found as the rows below id 0 that are
+  // not a device's newest (seal-chunks.ts): each device's newest text chunk left by 9 moves there.
+  textChunksBelowZero,
 ];
 
 export const SCHEMA_VERSION = BASELINE_VERSION + LATER.length;

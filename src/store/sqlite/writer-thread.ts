@@ -62,12 +62,49 @@ function scheduleCompaction(): void {
   });
 }
 
+let sealScheduled = false;
+
+/**
+ * Runs the next sealing step after the batches already waiting on the port, and again after each
+ * step while there is more to seal and nothing to compact: only while the writer is idle, or the
+ * seal backlog is past its bound (then a step follows each commit). A failed step is retried by
+ * the idle timer, not at once (a full disk would make that a busy loop).
+ */
+function scheduleSeal(): void {
+  if (sealScheduled) return;
+  sealScheduled = true;
+  setImmediate(() => {
+    sealScheduled = false;
+    if (closed || writer.sealBacklog === 0) return;
+    // Past its bound, sealing keeps up with commits; otherwise it waits until nothing is left to compact.
+    if (!writer.sealDue && (writer.backlog > 0 || writer.compacting)) return;
+    try {
+      writer.sealStep();
+    } catch {
+      return;
+    }
+    if (writer.sealDue || writerIdle) scheduleSeal();
+  });
+}
+
+/** No append for IDLE_MS. */
+let writerIdle = false;
+
 // One step at a time, like any round: an append arriving meanwhile waits for one slice at most.
-// Back every IDLE_MS while anything is pending, or a step failed.
+// Back every IDLE_MS while anything is pending, or a step failed. Once nothing is left to
+// compact, the text chunks waiting are sealed, a step at a time.
 const idle = setTimeout(() => {
-  if (closed || (writer.backlog === 0 && !writer.compacting)) return;
-  if (compactQuietly()) scheduleCompaction();
-  idle.refresh();
+  if (closed) return;
+  writerIdle = true;
+  if (writer.backlog > 0 || writer.compacting) {
+    if (compactQuietly()) scheduleCompaction();
+    idle.refresh();
+    return;
+  }
+  if (writer.sealBacklog > 0) {
+    scheduleSeal();
+    idle.refresh();
+  }
 }, IDLE_MS);
 idle.unref();
 
@@ -79,7 +116,7 @@ idle.unref();
 const SETTLE_MS = 10_000;
 const settle = setTimeout(() => {
   if (closed) return;
-  if (writer.backlog > 0 || writer.compacting) {
+  if (writer.backlog > 0 || writer.compacting || writer.sealBacklog > 0) {
     settle.refresh();
     return;
   }
@@ -112,6 +149,8 @@ port.on('message', (request: Envelope | CloseRequest) => {
         // Far behind (compactions kept being put off), compact now; otherwise when the waiting batches are done.
         if (writer.backlog >= 3 * writer.compactRows) compactQuietly();
         else if (writer.compacting || writer.backlog >= writer.compactRows) scheduleCompaction();
+        if (writer.sealDue) scheduleSeal(); // after the compaction step, if any: it may leave more to seal
+        writerIdle = false;
         idle.refresh();
         settle.refresh();
         return;

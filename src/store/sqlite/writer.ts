@@ -10,6 +10,7 @@ import { SqliteKeyTable } from './keys.js';
 import { BUSY_TIMEOUT_MS, openWriterDatabase } from './open.js';
 import { PendingReadings } from './pending.js';
 import type { WriterSettings } from './protocol.js';
+import { ChunkSealer } from './seal-chunks.js';
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 /** Free pages kept for the next writes (16 KiB each), and the most given back in one transaction. */
@@ -28,7 +29,8 @@ export interface AppendResult {
  * transaction, committed (and, with synchronous=FULL, fsynced) before it returns.
  *
  * A commit writes the batch's new readings as one `journal` row (append.ts); `compactStep` later
- * moves journal entries into per-device `chunks` and updates the device summaries (compaction.ts).
+ * moves journal entries into per-device `chunks` and updates the device summaries (compaction.ts);
+ * `sealStep`, later still, seals the text chunks that take no more appends (seal-chunks.ts).
  * Until then the readings are also held in memory (`PendingReadings`) for deduplication; after a
  * crash the journal is replayed on open.
  */
@@ -40,6 +42,7 @@ export class SqliteWriter {
   private readonly chunks: ChunkTable;
   private readonly appender: Appender;
   private readonly compactor: Compactor;
+  private readonly sealer: ChunkSealer;
   private lastSeq = 0;
   /** Whether the file can give free pages back (auto_vacuum=INCREMENTAL: files created since it was set). */
   private readonly incrementalVacuum: boolean;
@@ -50,7 +53,9 @@ export class SqliteWriter {
     ({ db: this.db, lock: this.lock } = openWriterDatabase(config));
     const journal = new Journal(this.db);
     this.devices = new DeviceDirectory(this.db);
-    this.chunks = new ChunkTable(this.db, this.devices);
+    this.sealer = new ChunkSealer(this.db, this.devices, config.sealBacklogBytes);
+    this.sealer.findWaiting(this.db);
+    this.chunks = new ChunkTable(this.db, this.devices, this.sealer);
     this.appender = new Appender(this.db, this.pending, this.chunks, this.devices, journal, config.directRunReadings ?? DIRECT_RUN_READINGS);
     this.compactor = new Compactor(this.db, this.pending, this.chunks, this.devices, journal);
     this.keys = new SqliteKeyTable(this.db);
@@ -76,6 +81,21 @@ export class SqliteWriter {
   /** Whether a compaction round is under way (it ends after its last slice). */
   get compacting(): boolean {
     return this.compactor.compacting;
+  }
+
+  /** Bytes of text chunks waiting to be sealed (seal-chunks.ts). */
+  get sealBacklog(): number {
+    return this.sealer.backlog;
+  }
+
+  /** Whether sealing is past its backlog bound and must keep up with commits rather than wait for an idle writer. */
+  get sealDue(): boolean {
+    return this.sealer.due;
+  }
+
+  /** One step of sealing (a few devices' waiting text chunks, one transaction); returns how many chunks it sealed. */
+  sealStep(): number {
+    return this.sealer.step();
   }
 
   /** Inserts a batch in one transaction; returns 1 (stored) or 0 (duplicate) per reading. */
@@ -121,6 +141,7 @@ export class SqliteWriter {
    * idle store's files hold its data and little else.
    */
   settle(): void {
+    this.sealer.all();
     this.releaseAllFreePages();
     // Not waiting for readers (a long read holds its snapshot): what they still need stays in the WAL.
     this.db.pragma('busy_timeout = 0');
@@ -196,6 +217,7 @@ export class SqliteWriter {
     try {
       if (compact) {
         this.compactAll();
+        this.sealer.all(); // at most SEAL_BACKLOG_BYTES of text: well under a second
         this.releaseAllFreePages();
       }
     } finally {
