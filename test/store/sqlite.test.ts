@@ -34,13 +34,12 @@ async function openTemp(compactRows?: number, directRunReadings?: number, sealBa
 // with small compaction steps that leave many small chunks behind.
 runStoreContract('sqlite (compacted when read)', () => openTemp(Number.MAX_SAFE_INTEGER));
 runStoreContract('sqlite (compacted after every batch)', () => openTemp(1));
-runStoreContract('sqlite (compacted every 3 readings)', () => openTemp(3));
+// Text chunks sealed after every commit here, as under a sustained load, instead of when idle.
+runStoreContract('sqlite (compacted every 3 readings, sealed after every commit)', () => openTemp(3, undefined, 0));
 // And when every in-order run of a device, however short, goes straight into chunks at commit,
 // alongside readings that wait in the journal.
 runStoreContract('sqlite (in-order runs written directly)', () => openTemp(Number.MAX_SAFE_INTEGER, 1));
 runStoreContract('sqlite (runs of 2+ written directly, compacted every 3)', () => openTemp(3, 2));
-// And with text chunks sealed after every commit, as under a sustained load, instead of when idle.
-runStoreContract('sqlite (compacted every 3, sealed after every commit)', () => openTemp(3, undefined, 0));
 
 const BASE = Date.UTC(2024, 0, 1) * 1000;
 const SECOND = 1_000_000;
