@@ -87,12 +87,86 @@ export function readingsBetween(data: ChunkData, fromUs: number, toUs: number): 
     : all.filter((r) => r.tsUs >= fromUs && r.tsUs < toUs);
 }
 
-/** The value a reading contributes to an aggregate: its count, or a numeric field of its payload. */
-function valueOf(reading: ChunkReading, field: AggregateQuery['field']): number | null {
-  if (field.kind === 'count') return reading.count;
-  if (reading.payload === null) return null;
-  const value = (JSON.parse(reading.payload) as Record<string, unknown>)[field.name];
-  return typeof value === 'number' ? value : null;
+/** Field `name` of the payload if it is an object and that field a number, else null. */
+function parsedNumber(payload: string, name: string): number | null {
+  const parsed = JSON.parse(payload) as unknown;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null; // only an object has fields
+  const value = (parsed as Record<string, unknown>)[name];
+  return typeof value === 'number' && Object.hasOwn(parsed, name) ? value : null;
+}
+
+/**
+ * Field `name` of the payload if it is an object and that field a number, else null, as
+ * JSON.parse would find it but without building the object: an aggregate of a payload field reads
+ * one key of every reading's payload. Payloads are JSON.stringify output (no spaces, no key twice,
+ * only `"`, `\\` and control characters escaped), so the top-level key whose text is `name` is the
+ * key, and the number after it runs to the next `,` or `}`. A name JSON would escape (`plainName`
+ * false, for the whole query) goes through JSON.parse.
+ */
+export function payloadNumber(payload: string, name: string, plainName: boolean): number | null {
+  if (!plainName) return parsedNumber(payload, name);
+  if (payload.charCodeAt(0) !== 123) return null; // '{': only an object has fields
+  const n = payload.length;
+  let depth = 0;
+  for (let i = 0; i < n; i++) {
+    const c = payload.charCodeAt(i);
+    if (c === 34) {
+      // A string: to its closing quote, over escapes.
+      const start = i + 1;
+      for (i = start; i < n; i++) {
+        const d = payload.charCodeAt(i);
+        if (d === 92) i++; // '\\': the next character is escaped
+        else if (d === 34) break;
+      }
+      if (depth !== 1 || payload.charCodeAt(i + 1) !== 58 || i - start !== name.length || !payload.startsWith(name, start)) continue; // not our key
+      const from = i + 2;
+      const first = payload.charCodeAt(from);
+      if (first !== 45 && (first < 48 || first > 57)) return null; // '-', digits: only a number counts
+      return numberAt(payload, from);
+    }
+    if (c === 123 || c === 91) depth++; // '{' '['
+    else if (c === 125 || c === 93) depth--; // '}' ']'
+  }
+  return null;
+}
+
+const POWERS_OF_TEN = Array.from({ length: 16 }, (_, k) => 10 ** k);
+
+/**
+ * The JSON number starting at `from` (it runs to the next `,` or `}`). Most sensor values have at
+ * most 15 digits and no exponent: their digits make an exact integer, and one division by an exact
+ * power of ten rounds correctly, as Number() would; anything else goes to Number().
+ */
+function numberAt(text: string, from: number): number {
+  const n = text.length;
+  let i = from;
+  const negative = text.charCodeAt(i) === 45; // '-'
+  if (negative) i++;
+  let mantissa = 0;
+  let digits = 0;
+  let fraction = -1; // digits after the point, once one is seen
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      mantissa = mantissa * 10 + (c - 48);
+      digits++;
+      if (fraction >= 0) fraction++;
+    } else if (c === 46 && fraction < 0) fraction = 0; // '.'
+    else break;
+  }
+  const c = text.charCodeAt(i);
+  if ((c === 44 || c === 125 || i === n) && digits <= 15 && fraction !== 0) {
+    const value = fraction > 0 ? mantissa / POWERS_OF_TEN[fraction]! : mantissa;
+    return negative ? -value : value;
+  }
+  let end = i;
+  while (end < n && text.charCodeAt(end) !== 44 && text.charCodeAt(end) !== 125) end++; // ',' '}'
+  return Number(text.slice(from, end));
+}
+
+/** Whether JSON writes `name` as it is (no character escaped): then payloadNumber can look for its text. */
+export function isPlainName(name: string): boolean {
+  return JSON.stringify(name) === `"${name}"`;
 }
 
 interface Accumulator {
@@ -108,8 +182,18 @@ interface Accumulator {
  */
 export class Buckets {
   private readonly buckets = new Map<number, Accumulator>();
+  private readonly plainName: boolean;
 
-  constructor(private readonly query: AggregateQuery) {}
+  constructor(private readonly query: AggregateQuery) {
+    this.plainName = query.field.kind === 'payload' && isPlainName(query.field.name);
+  }
+
+  /** The value a reading contributes: its count, or a numeric field of its payload. */
+  private valueOf(reading: ChunkReading): number | null {
+    const field = this.query.field;
+    if (field.kind === 'count') return reading.count;
+    return reading.payload === null ? null : payloadNumber(reading.payload, field.name, this.plainName);
+  }
 
   /** The start of the bucket holding `tsUs`. */
   startOf(tsUs: number): number {
@@ -137,10 +221,31 @@ export class Buckets {
 
   /** Adds the readings of a decoded chunk that fall in the range. */
   addReadings(readings: Iterable<ChunkReading>): void {
+    const { fromUs, toUs, everyUs } = this.query;
+    // Readings come in time order: the bucket of the last one is most likely the next one's too,
+    // and a float modulo and a map lookup per reading cost more than the rest of its work.
+    let start = Number.NaN;
+    let end = Number.NaN;
+    let bucket: Accumulator | undefined;
     for (const r of readings) {
-      if (r.tsUs < this.query.fromUs || r.tsUs >= this.query.toUs) continue;
-      const v = valueOf(r, this.query.field);
-      if (v !== null) this.addSummary(this.startOf(r.tsUs), 1, v, v, v);
+      const ts = r.tsUs;
+      if (ts < fromUs || ts >= toUs) continue;
+      const v = this.valueOf(r);
+      if (v === null) continue;
+      if (!(ts >= start && ts < end)) {
+        start = this.startOf(ts);
+        end = start + everyUs;
+        bucket = this.buckets.get(start);
+      }
+      if (bucket === undefined) {
+        bucket = { count: 1, sum: v, min: v, max: v };
+        this.buckets.set(start, bucket);
+      } else {
+        bucket.count++;
+        bucket.sum += v;
+        if (v < bucket.min) bucket.min = v;
+        if (v > bucket.max) bucket.max = v;
+      }
     }
   }
 

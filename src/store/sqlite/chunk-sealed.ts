@@ -256,7 +256,7 @@ function unpack(blob: Uint8Array): Unpacked {
 }
 
 /** Readings `from` to the end of a sealed chunk, oldest first. */
-function readingsOf(u: Unpacked, from: number): ChunkReading[] {
+function readingsOf(u: Unpacked, from: number, timestampTexts = true): ChunkReading[] {
   const { n, ts, body } = u;
   const cursor = { pos: u.countsAt };
   const counts = new Array<number | null>(n);
@@ -286,7 +286,7 @@ function readingsOf(u: Unpacked, from: number): ChunkReading[] {
   for (let i = 0, k = 0; i < n; i++) {
     const kind = body[kindsAt + i]!;
     const length = payloadLengths[i]!;
-    const tsText = kind === 0 ? null : kind === TS_RAW ? raw[k++]! : formatIfWanted(i >= from, ts[i]!, kind);
+    const tsText = kind === 0 ? null : kind === TS_RAW ? raw[k++]! : formatIfWanted(timestampTexts && i >= from, ts[i]!, kind);
     const payload = length < 0 ? null : strings.slice(at, (at += length));
     if (i >= from) out.push({ tsUs: ts[i]!, count: counts[i]!, tsText, payload });
   }
@@ -300,8 +300,8 @@ function formatIfWanted(wanted: boolean, tsUs: number, kind: number): string | n
 }
 
 /** Every reading of a sealed chunk, in timestamp order. */
-export function decodeSealed(blob: Uint8Array): ChunkReading[] {
-  return readingsOf(unpack(blob), 0);
+export function decodeSealed(blob: Uint8Array, timestampTexts = true): ChunkReading[] {
+  return readingsOf(unpack(blob), 0, timestampTexts);
 }
 
 /** The readings of a sealed chunk at or after `fromUs`, newest first. */

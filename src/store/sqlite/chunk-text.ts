@@ -59,7 +59,7 @@ export function integerText(n: number): string {
  * Parses the fields of the line that starts at `start`; returns the index after its newline.
  * Throws on a line without its three tabs (only a bug could write one) rather than read past it.
  */
-function parseLine(data: string, start: number, visit: (r: ChunkReading) => void): number {
+function parseLine(data: string, start: number, visit: (r: ChunkReading) => void, timestampTexts = true): number {
   let end = data.indexOf('\n', start);
   if (end < 0) end = data.length;
   const a = data.indexOf('\t', start);
@@ -70,16 +70,16 @@ function parseLine(data: string, start: number, visit: (r: ChunkReading) => void
   visit({
     tsUs,
     count: b === a + 1 ? null : Number(data.slice(a + 1, b)),
-    tsText: c === b + 1 ? null : c === b + 2 ? formatUtcDigits(tsUs, data.charCodeAt(b + 1) - 48) : data.slice(b + 1, c),
+    tsText: c === b + 1 ? null : c === b + 2 ? (timestampTexts ? formatUtcDigits(tsUs, data.charCodeAt(b + 1) - 48) : null) : data.slice(b + 1, c),
     payload: end === c + 1 ? null : data.slice(c + 1, end),
   });
   return end + 1;
 }
 
 /** Every reading of a text chunk, in its (timestamp) order. */
-export function decodeText(data: string): ChunkReading[] {
+export function decodeText(data: string, timestampTexts = true): ChunkReading[] {
   const out: ChunkReading[] = [];
-  for (let pos = 0; pos < data.length; ) pos = parseLine(data, pos, (r) => out.push(r));
+  for (let pos = 0; pos < data.length; ) pos = parseLine(data, pos, (r) => out.push(r), timestampTexts);
   return out;
 }
 

@@ -19,9 +19,12 @@ export const SEALED_CHUNK_BYTES = 16_384;
 /** A chunk's `data` column as SQLite returns it. */
 export type ChunkData = string | Uint8Array;
 
-/** Every reading of a chunk, in its (timestamp) order. */
-export function decodeChunk(data: ChunkData): ChunkReading[] {
-  return isSealed(data) ? decodeSealed(data) : decodeText(data);
+/**
+ * Every reading of a chunk, in its (timestamp) order. `timestampTexts: false` leaves out the texts
+ * written out again from the instant (canonical UTC ones: null), which an aggregate never reads.
+ */
+export function decodeChunk(data: ChunkData, { timestampTexts = true } = {}): ChunkReading[] {
+  return isSealed(data) ? decodeSealed(data, timestampTexts) : decodeText(data, timestampTexts);
 }
 
 /**

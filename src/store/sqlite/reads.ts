@@ -200,7 +200,7 @@ export class SqliteReads {
         if (fromStats && c.counted !== null && buckets.holdsWhole(c.first_ts_us, c.last_ts_us)) {
           buckets.addSummary(buckets.startOf(c.first_ts_us), c.counted, c.count_sum!, c.count_min!, c.count_max!);
         } else {
-          buckets.addReadings(decodeChunk(dataOf.get(c.id) as ChunkData));
+          buckets.addReadings(decodeChunk(dataOf.get(c.id) as ChunkData, { timestampTexts: false }));
         }
       }
       buckets.addReadings(this.overlay?.byKey.get(key) ?? []);
