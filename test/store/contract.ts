@@ -33,7 +33,8 @@ const at = (minutes: number): number => BASE + minutes * MINUTE;
 
 interface ReadingFields {
   count?: number | null;
-  payload?: Record<string, unknown> | null;
+  /** Any JSON value: a store keeps whatever payload text it is given. */
+  payload?: unknown;
   /** Defaults to the UTC form of the instant; null as for a numeric epoch. */
   tsText?: string | null;
 }
@@ -705,6 +706,19 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
             { startUs: at(0), count: 2, sum: 42, min: 20.5, max: 21.5, avg: 21 },
             { startUs: at(10), count: 1, sum: -3, min: -3, max: -3, avg: -3 },
           ]);
+        });
+
+        test('only a JSON object has fields: a string, an array or a number as the payload counts as absent', async () => {
+          const d = dev('agg-not-object');
+          await store().appendBatch([
+            reading(d, at(0), { payload: 'text' }),
+            reading(d, at(1), { payload: [5, 6] }),
+            reading(d, at(2), { payload: 7 }),
+            reading(d, at(3), { payload: { length: 4, 0: 1 } }),
+          ]);
+          const q = { fromUs: at(0), toUs: at(5), everyUs: every5 } as const;
+          expect(await store().aggregate(d, { ...q, field: { kind: 'payload', name: 'length' } })).toEqual([{ startUs: at(0), count: 1, sum: 4, min: 4, max: 4, avg: 4 }]);
+          expect(await store().aggregate(d, { ...q, field: { kind: 'payload', name: '0' } })).toEqual([{ startUs: at(0), count: 1, sum: 1, min: 1, max: 1, avg: 1 }]);
         });
 
         test('a JSON boolean is not a number', async () => {
