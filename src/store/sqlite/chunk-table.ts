@@ -26,7 +26,6 @@ export class ChunkTable {
   private readonly covering: Database.Statement<[number, number, number], ChunkData | number>;
   private readonly dataOf: Database.Statement<[number], ChunkData>;
   private readonly insert: Database.Statement<unknown[]>;
-  private readonly insertSealed: Database.Statement<unknown[]>;
   private readonly append: Database.Statement<unknown[]>;
   private readonly updateSummary: Database.Statement<unknown[]>;
   /** Instants of the large chunks duplicate checks have read; emptied whenever chunks are written. */
@@ -55,11 +54,6 @@ export class ChunkTable {
     this.insert = db.prepare(
       `INSERT INTO chunks (id, device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
        VALUES ((SELECT coalesce(min(id), 0) - 1 FROM chunks WHERE id < 0), ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)`,
-    );
-    // A sealed chunk (chunk-sealed.ts) binds as the BLOB it is.
-    this.insertSealed = db.prepare(
-      `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // Appends go to a text chunk only: a sealed one is never appended to (see `write`).
     this.append = db.prepare(`
@@ -139,10 +133,10 @@ export class ChunkTable {
         // stays text only while it has room for appends (a full one would never take any).
         const newest = end === n && (open === null || ts[n - 1]! > open.lastTs);
         const sealed = newest && data.length < APPEND_CHUNK_BYTES ? undefined : sealLines(data);
-        const id = Number(
-          (sealed === undefined ? this.insert : this.insertSealed).run(key, ts[start]!, ts[end - 1]!, end - start, sealed ?? data, c.counted, c.sum, c.min, c.max)
-            .lastInsertRowid,
-        );
+        const id =
+          sealed === undefined
+            ? Number(this.insert.run(key, ts[start]!, ts[end - 1]!, end - start, data, c.counted, c.sum, c.min, c.max).lastInsertRowid)
+            : this.sealer.insertSealed(key, ts[start]!, ts[end - 1]!, end - start, sealed, c.counted, c.sum, c.min, c.max);
         if (newest) {
           // The chunk it replaces takes no more appends: sealed later (seal-chunks.ts), off this commit.
           if (open !== null && Number.isFinite(open.bytes)) this.sealer.note(key, open.id, open.bytes);

@@ -45,7 +45,7 @@ export class ChunkSealer {
   private readonly stepTx: (keys: number[]) => number;
 
   constructor(
-    db: Database.Database,
+    private readonly db: Database.Database,
     private readonly devices?: DeviceDirectory,
     private readonly backlogBound = SEAL_BACKLOG_BYTES,
   ) {
@@ -55,7 +55,8 @@ export class ChunkSealer {
          FROM chunks WHERE id = ? AND typeof(data) = 'text'`,
       )
       .raw() as Database.Statement<[number], TextRow>;
-    // Values, not INSERT ... SELECT from the same table, which SQLite runs through a temporary table.
+    // A sealed chunk binds as the BLOB it is. Values, not INSERT ... SELECT from the same table (to
+    // seal a text chunk), which SQLite runs through a temporary table.
     this.insert = db.prepare(
       `INSERT INTO chunks (device_key, first_ts_us, last_ts_us, n, data, counted, count_sum, count_min, count_max)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -69,8 +70,8 @@ export class ChunkSealer {
   }
 
   /** Finds the text chunks a previous run left waiting (a crash, or a close without sealing). */
-  findWaiting(db: Database.Database): void {
-    const rows = db
+  findWaiting(): void {
+    const rows = this.db
       .prepare(
         `SELECT id, device_key AS key, octet_length(data) AS bytes FROM chunks c WHERE id < 0
            AND id <> (SELECT id FROM chunks n WHERE n.device_key = c.device_key ORDER BY last_ts_us DESC LIMIT 1)
@@ -78,6 +79,11 @@ export class ChunkSealer {
       )
       .all() as { id: number; key: number; bytes: number }[];
     for (const { id, key, bytes } of rows) this.note(key, id, bytes);
+  }
+
+  /** Inserts a sealed chunk (the next id, after every other); returns its id. */
+  insertSealed(key: number, firstTs: number, lastTs: number, n: number, blob: Buffer, counted: number | null, sum: number | null, min: number | null, max: number | null): number {
+    return Number(this.insert.run(key, firstTs, lastTs, n, blob, counted, sum, min, max).lastInsertRowid);
   }
 
   /** A text chunk of the device that takes no more appends: sealed when the writer is idle, or once the backlog is over its bound. */
@@ -181,7 +187,7 @@ export class ChunkSealer {
       if (row[7] !== null && (max === null || row[7] > max)) max = row[7];
     }
     const known = counted !== null;
-    this.insert.run(key, first[1], last[2], n, blob, counted, known ? sum : null, known ? min : null, known ? max : null);
+    this.insertSealed(key, first[1], last[2], n, blob, counted, known ? sum : null, known ? min : null, known ? max : null);
     for (const id of ids) this.remove.run(id);
     return ids.length;
   }

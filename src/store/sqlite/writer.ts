@@ -54,7 +54,7 @@ export class SqliteWriter {
     const journal = new Journal(this.db);
     this.devices = new DeviceDirectory(this.db);
     this.sealer = new ChunkSealer(this.db, this.devices, config.sealBacklogBytes);
-    this.sealer.findWaiting(this.db);
+    this.sealer.findWaiting();
     this.chunks = new ChunkTable(this.db, this.devices, this.sealer);
     this.appender = new Appender(this.db, this.pending, this.chunks, this.devices, journal, config.directRunReadings ?? DIRECT_RUN_READINGS);
     this.compactor = new Compactor(this.db, this.pending, this.chunks, this.devices, journal);
