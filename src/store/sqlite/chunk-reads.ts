@@ -208,15 +208,7 @@ export class Buckets {
 
   /** Adds `count` values with this sum, min and max to the bucket starting at `startUs`. */
   addSummary(startUs: number, count: number, sum: number, min: number, max: number): void {
-    if (count === 0) return;
-    const b = this.buckets.get(startUs);
-    if (b === undefined) this.buckets.set(startUs, { count, sum, min, max });
-    else {
-      b.count += count;
-      b.sum += sum;
-      if (min < b.min) b.min = min;
-      if (max > b.max) b.max = max;
-    }
+    if (count > 0) this.add(startUs, undefined, count, sum, min, max);
   }
 
   /** Adds the readings of a decoded chunk that fall in the range. */
@@ -235,18 +227,25 @@ export class Buckets {
       if (!(ts >= start && ts < end)) {
         start = this.startOf(ts);
         end = start + everyUs;
-        bucket = this.buckets.get(start);
+        bucket = undefined;
       }
-      if (bucket === undefined) {
-        bucket = { count: 1, sum: v, min: v, max: v };
-        this.buckets.set(start, bucket);
-      } else {
-        bucket.count++;
-        bucket.sum += v;
-        if (v < bucket.min) bucket.min = v;
-        if (v > bucket.max) bucket.max = v;
-      }
+      bucket = this.add(start, bucket, 1, v, v, v);
     }
+  }
+
+  /** Adds to the bucket starting at `startUs` (`bucket`: it, if already at hand); returns the bucket. */
+  private add(startUs: number, bucket: Accumulator | undefined, count: number, sum: number, min: number, max: number): Accumulator {
+    const b = bucket ?? this.buckets.get(startUs);
+    if (b === undefined) {
+      const created = { count, sum, min, max };
+      this.buckets.set(startUs, created);
+      return created;
+    }
+    b.count += count;
+    b.sum += sum;
+    if (min < b.min) b.min = min;
+    if (max > b.max) b.max = max;
+    return b;
   }
 
   result(): AggregateBucket[] {

@@ -15,8 +15,9 @@ interface Group {
 /**
  * Text chunks that take no more appends (a device's open chunk was replaced by a newer one) beyond
  * this many bytes in all are sealed as they come, a step after each commit. Below it they wait for
- * the writer to be idle: sealing costs the writer ~0.3 µs a reading (decoding, columns, deflate,
- * rows moved), which a burst of writes would otherwise pay before its acknowledgements.
+ * the writer to be idle: sealing costs the writer 0.2-0.3 µs a reading (bench/writer.ts: decoding,
+ * columns, deflate, rows moved), which a burst of writes would otherwise pay before its
+ * acknowledgements.
  */
 export const SEAL_BACKLOG_BYTES = 32 * 1024 * 1024;
 /** Devices whose text chunks one step seals: a step is one transaction, a few milliseconds. */
@@ -27,9 +28,9 @@ const DEVICES_PER_STEP = 32;
  * cut into runs (in time order, not overlapping, up to SEALED_CHUNK_BYTES of text), and each run
  * becomes one sealed chunk in a new row (a new id, at the end of the table) while its text rows are
  * deleted. Not an UPDATE in place: the text left a page mostly empty that nothing would fill (ids
- * only grow; measured at 42 bytes a reading on disk against 3), while deleted rows' pages empty and
- * are reused. Several small chunks sealed as one cost one deflate, one row and one index entry
- * each instead of several.
+ * only grow; tried with bench/writer.ts, it left 42 bytes a reading on disk against 3), while
+ * deleted rows' pages empty and are reused. Several small chunks sealed as one cost one deflate,
+ * one row and one index entry each instead of several.
  *
  * Which chunks wait is kept in memory, and found again on open: text chunks take negative ids
  * (chunk-table.ts; migration 10 moved older files' to negative ids too), so they are the rows below
@@ -124,16 +125,18 @@ export class ChunkSealer {
     return sealed;
   }
 
-  /** Seals everything waiting. */
-  all(): void {
-    while (this.waiting.size > 0) this.step();
+  /** Seals everything waiting; returns how many chunks it sealed. */
+  all(): number {
+    let sealed = 0;
+    while (this.waiting.size > 0) sealed += this.step();
+    return sealed;
   }
 
   /**
-   * Seals the device's chunks `ids` (those still text and not its open chunk) inside the caller's
+   * Seals the device's chunks `ids` (those still text and not its open chunk) inside the step's
    * transaction, in runs; returns how many chunks were sealed.
    */
-  sealDevice(key: number, ids: readonly number[]): number {
+  private sealDevice(key: number, ids: readonly number[]): number {
     const open = this.devices?.openChunk(key)?.id;
     const rows: { id: number; row: TextRow }[] = [];
     for (const id of ids) {
@@ -206,16 +209,10 @@ export function sealOldChunks(db: Database.Database): number {
          AND id <> (SELECT id FROM chunks n WHERE n.device_key = c.device_key ORDER BY last_ts_us DESC LIMIT 1)`,
     )
     .all() as { id: number; key: number }[];
-  const byDevice = new Map<number, number[]>();
-  for (const { id, key } of rows) {
-    const ids = byDevice.get(key);
-    if (ids === undefined) byDevice.set(key, [id]);
-    else ids.push(id);
-  }
+  // Each step's transaction nests in the migration's as a savepoint.
   const sealer = new ChunkSealer(db);
-  let sealed = 0;
-  for (const [key, ids] of byDevice) sealed += sealer.sealDevice(key, ids);
-  return sealed;
+  for (const { id, key } of rows) sealer.note(key, id, 0);
+  return sealer.all();
 }
 
 /**
